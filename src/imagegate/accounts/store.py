@@ -1,0 +1,110 @@
+"""SQL for accounts and keys. Functions take the session first and never commit."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from imagegate.accounts.keys import hash_key, looks_like_key, new_key, visible_prefix
+from imagegate.db.models import Account, ApiKey, utcnow
+from imagegate.errors import ConflictError, NotFoundError, ValidationError
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: the account and the key used."""
+
+    account_id: str
+    account_name: str
+    key_id: str
+    key_prefix: str
+
+
+@dataclass(frozen=True)
+class IssuedKey:
+    key: str  # the only time the secret exists in clear
+    record: ApiKey
+
+
+async def create_account(session: AsyncSession, name: str) -> Account:
+    name = name.strip()
+    if not name or len(name) > 200:
+        raise ValidationError("name must be 1-200 characters", param="name")
+    account = Account(id=str(uuid.uuid4()), name=name, created_at=utcnow())
+    session.add(account)
+    try:
+        await session.flush()
+    except IntegrityError:
+        raise ConflictError(f"An account named {name!r} already exists.", param="name") from None
+    return account
+
+
+async def get_account(session: AsyncSession, ref: str) -> Account:
+    """An account by id or by name."""
+    account = await session.scalar(select(Account).where((Account.id == ref) | (Account.name == ref)))
+    if account is None:
+        raise NotFoundError(f"No account {ref!r}.", param="account")
+    return account
+
+
+async def list_accounts(session: AsyncSession) -> list[Account]:
+    return list(await session.scalars(select(Account).order_by(Account.created_at)))
+
+
+async def create_key(session: AsyncSession, account: Account, name: str | None = None) -> IssuedKey:
+    key = new_key()
+    record = ApiKey(
+        id=str(uuid.uuid4()),
+        account_id=account.id,
+        prefix=visible_prefix(key),
+        secret_hash=hash_key(key),
+        name=name,
+        created_at=utcnow(),
+    )
+    session.add(record)
+    await session.flush()
+    return IssuedKey(key=key, record=record)
+
+
+async def list_keys(session: AsyncSession, account: Account) -> list[ApiKey]:
+    query = select(ApiKey).where(ApiKey.account_id == account.id).order_by(ApiKey.created_at)
+    return list(await session.scalars(query))
+
+
+async def revoke_key(session: AsyncSession, prefix: str, account_id: str | None = None) -> ApiKey:
+    query = select(ApiKey).where(ApiKey.prefix == prefix)
+    if account_id is not None:
+        query = query.where(ApiKey.account_id == account_id)
+    record = await session.scalar(query)
+    if record is None:
+        raise NotFoundError(f"No key with prefix {prefix!r}.", param="prefix")
+    if record.revoked_at is None:
+        record.revoked_at = utcnow()
+    return record
+
+
+async def authenticate(session: AsyncSession, key: str) -> Principal | None:
+    if not looks_like_key(key):
+        return None
+    row = (
+        await session.execute(
+            select(ApiKey, Account)
+            .join(Account, Account.id == ApiKey.account_id)
+            .where(ApiKey.secret_hash == hash_key(key), ApiKey.revoked_at.is_(None))
+        )
+    ).first()
+    if row is None:
+        return None
+    record, account = row
+    return Principal(
+        account_id=account.id, account_name=account.name, key_id=record.id, key_prefix=record.prefix
+    )
+
+
+async def touch_key(session: AsyncSession, key_id: str, now: datetime) -> None:
+    await session.execute(update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=now))

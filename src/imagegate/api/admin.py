@@ -1,0 +1,93 @@
+"""Admin routes, on only when IMAGEGATE_ADMIN_TOKEN is set."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+
+from imagegate.accounts import store
+from imagegate.api.deps import GatewayDep, json_body
+from imagegate.api.views import iso
+from imagegate.db.models import Account, ApiKey
+from imagegate.errors import AuthenticationError, NotFoundError, ValidationError
+
+
+async def require_admin(request: Request, gw: GatewayDep) -> None:
+    token = gw.settings.admin_token
+    if not token:
+        raise NotFoundError("No such route (admin routes are off: IMAGEGATE_ADMIN_TOKEN is not set).")
+    header = request.headers.get("authorization", "")
+    scheme, _, given = header.partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
+        raise AuthenticationError("Admin routes need 'Authorization: Bearer <admin token>'.")
+
+
+router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(require_admin)])
+
+
+def account_view(account: Account) -> dict[str, Any]:
+    return {
+        "id": account.id,
+        "object": "account",
+        "name": account.name,
+        "created_at": iso(account.created_at),
+    }
+
+
+def key_view(key: ApiKey) -> dict[str, Any]:
+    return {
+        "id": key.id,
+        "object": "api_key",
+        "prefix": key.prefix,
+        "name": key.name,
+        "account_id": key.account_id,
+        "created_at": iso(key.created_at),
+        "revoked_at": iso(key.revoked_at),
+    }
+
+
+Body = Annotated[dict[str, Any], Depends(json_body)]
+
+
+@router.post("/accounts", status_code=201)
+async def create_account(gw: GatewayDep, body: Body) -> dict[str, Any]:
+    name = body.get("name")
+    if not isinstance(name, str):
+        raise ValidationError("name is required", param="name")
+    async with gw.db.transaction() as session:
+        account = await store.create_account(session, name)
+    return account_view(account)
+
+
+@router.get("/accounts")
+async def list_accounts(gw: GatewayDep) -> dict[str, Any]:
+    async with gw.db.sessions() as session:
+        accounts = await store.list_accounts(session)
+    return {"object": "list", "data": [account_view(a) for a in accounts]}
+
+
+@router.post("/accounts/{account}/keys", status_code=201)
+async def create_key(account: str, gw: GatewayDep, request: Request) -> dict[str, Any]:
+    name = None
+    if request.headers.get("content-length", "0") != "0":
+        body = await json_body(request, gw)
+        name = body.get("name") if isinstance(body.get("name"), str) else None
+    async with gw.db.transaction() as session:
+        issued = await store.create_key(session, await store.get_account(session, account), name)
+    return {**key_view(issued.record), "key": issued.key}
+
+
+@router.get("/accounts/{account}/keys")
+async def list_keys(account: str, gw: GatewayDep) -> dict[str, Any]:
+    async with gw.db.sessions() as session:
+        keys = await store.list_keys(session, await store.get_account(session, account))
+    return {"object": "list", "data": [key_view(k) for k in keys]}
+
+
+@router.post("/keys/{prefix}/revoke")
+async def revoke_key(prefix: str, gw: GatewayDep) -> dict[str, Any]:
+    async with gw.db.transaction() as session:
+        key = await store.revoke_key(session, prefix)
+    return key_view(key)

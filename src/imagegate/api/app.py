@@ -1,0 +1,52 @@
+"""The FastAPI application: lifespan wiring, routers, error handling."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+
+from imagegate import __version__
+from imagegate.api import admin, catalog, errors, files, openai, runapi
+from imagegate.gateway import Gateway
+from imagegate.queue import LocalQueue
+from imagegate.settings import Settings
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        gw = await Gateway.open(settings)
+        queue = LocalQueue(gw, settings.workers)
+        app.state.gateway = gw
+        app.state.queue = queue
+        await queue.start()
+        try:
+            yield
+        finally:
+            await queue.stop()
+            await gw.close()
+
+    app = FastAPI(
+        title="imagegate",
+        version=__version__,
+        summary="Self-hostable image-generation API gateway.",
+        lifespan=lifespan,
+    )
+    errors.install(app)
+    app.add_middleware(errors.RequestIdMiddleware)
+
+    @app.get("/healthz", tags=["ops"])
+    async def healthz() -> dict[str, Any]:
+        return {"status": "ok", "version": __version__}
+
+    app.include_router(catalog.router)
+    app.include_router(files.router)
+    app.include_router(openai.router)
+    app.include_router(admin.router)
+    app.include_router(runapi.router)  # last: its /{service}/{id} patterns are the broadest
+    return app

@@ -1,0 +1,91 @@
+"""Dependencies shared by routes: the gateway, the caller, the base URL, the JSON body."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+
+from imagegate.accounts.store import Principal, authenticate
+from imagegate.errors import (
+    AuthenticationError,
+    PayloadTooLargeError,
+    UnsupportedMediaTypeError,
+    ValidationError,
+)
+from imagegate.gateway import Gateway
+
+MAX_JSON_BYTES_EXTRA = 1024 * 1024  # room beyond one image for the rest of a JSON body
+
+
+def gateway(request: Request) -> Gateway:
+    gw: Gateway = request.app.state.gateway
+    return gw
+
+
+GatewayDep = Annotated[Gateway, Depends(gateway)]
+
+
+def base_url(request: Request) -> str:
+    gw: Gateway = request.app.state.gateway
+    if gw.settings.public_url:
+        return gw.settings.public_url.rstrip("/")
+    return str(request.base_url).rstrip("/")
+
+
+BaseUrlDep = Annotated[str, Depends(base_url)]
+
+
+def _bearer(request: Request) -> str | None:
+    header = request.headers.get("authorization")
+    if header:
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() == "bearer" and token.strip():
+            return token.strip()
+        return None
+    return request.headers.get("x-api-key")
+
+
+async def principal(request: Request, gw: GatewayDep) -> Principal:
+    token = _bearer(request)
+    challenge = {"WWW-Authenticate": "Bearer"}
+    if token is None:
+        raise AuthenticationError("Missing API key: send 'Authorization: Bearer <key>'.", headers=challenge)
+    async with gw.db.sessions() as session:
+        who = await authenticate(session, token)
+    if who is None:
+        raise AuthenticationError("Invalid or revoked API key.", headers=challenge)
+    return who
+
+
+PrincipalDep = Annotated[Principal, Depends(principal)]
+
+
+async def json_body(request: Request, gw: GatewayDep) -> dict[str, Any]:
+    """The body as a JSON object, with clear errors for every way it can be wrong."""
+    limit = gw.settings.max_upload_bytes * 2 + MAX_JSON_BYTES_EXTRA  # base64 inflates by 4/3
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLargeError(f"The request body is larger than {limit} bytes.")
+    content_type = request.headers.get("content-type", "")
+    # Lenient on purpose: `curl -d` labels JSON as form data. Only multipart is certainly not JSON.
+    if content_type.startswith("multipart/"):
+        raise UnsupportedMediaTypeError("Send the body as JSON (Content-Type: application/json).")
+    raw = bytearray()
+    async for chunk in request.stream():
+        raw.extend(chunk)
+        if len(raw) > limit:
+            raise PayloadTooLargeError(f"The request body is larger than {limit} bytes.")
+    if not raw:
+        raise ValidationError("The request body is empty; send a JSON object.")
+    try:
+        body = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise ValidationError("The request body is not valid JSON.") from None
+    if not isinstance(body, dict):
+        raise ValidationError("The request body must be a JSON object.")
+    return body
+
+
+JsonBody = Annotated[dict[str, Any], Depends(json_body)]

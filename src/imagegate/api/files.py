@@ -1,0 +1,118 @@
+"""Input uploads (``POST /api/v1/files``) and signed downloads (``GET /files/...``)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import mimetypes
+from datetime import timedelta
+from typing import Any
+from urllib.parse import unquote
+
+from fastapi import APIRouter, Request
+from fastapi.responses import FileResponse, Response
+from starlette.datastructures import UploadFile
+
+from imagegate.api.deps import BaseUrlDep, GatewayDep, PrincipalDep, json_body
+from imagegate.api.views import iso
+from imagegate.errors import GoneError, NotFoundError, PayloadTooLargeError, ValidationError
+from imagegate.storage import StorageNotFound
+from imagegate.storage.fetch import fetch
+from imagegate.tasks import inputs, store
+from imagegate.tasks.inputs import decode_data_url
+
+router = APIRouter(tags=["files"])
+
+
+async def read_upload(gw: Any, upload: UploadFile, param: str) -> bytes:
+    """An uploaded part's bytes, refusing it as soon as it passes the size limit."""
+    limit = gw.settings.max_upload_bytes
+    if upload.size is not None and upload.size > limit:
+        raise PayloadTooLargeError(
+            f"{param} is {upload.size} bytes; the limit is {limit} bytes.", param=param
+        )
+    data = await upload.read(limit + 1)
+    if len(data) > limit:
+        raise PayloadTooLargeError(f"{param} is larger than the limit of {limit} bytes.", param=param)
+    return data
+
+
+async def _from_json(request: Request, gw: GatewayDep) -> tuple[bytes, str | None]:
+    body = await json_body(request, gw)
+    source = body.get("source")
+    if not isinstance(source, dict):
+        raise ValidationError("source is required: {type: url|base64, ...}", param="source")
+    kind = source.get("type")
+    if kind == "url":
+        url = source.get("url")
+        if not isinstance(url, str) or not url:
+            raise ValidationError("source.url is required", param="source.url")
+        data, _ = await fetch(url, gw.fetch_policy, param="source.url")
+    elif kind == "base64":
+        raw = source.get("data")
+        if not isinstance(raw, str) or not raw:
+            raise ValidationError("source.data is required", param="source.data")
+        if raw.startswith("data:"):
+            data = decode_data_url(raw, "source.data")
+        else:
+            try:
+                data = base64.b64decode(raw, validate=True)
+            except (binascii.Error, ValueError):
+                raise ValidationError("source.data is not valid base64", param="source.data") from None
+    else:
+        raise ValidationError("source.type must be one of: url, base64", param="source.type")
+    name = body.get("file_name")
+    return data, name if isinstance(name, str) else None
+
+
+@router.post("/api/v1/files")
+async def create_file(
+    request: Request, gw: GatewayDep, who: PrincipalDep, base: BaseUrlDep
+) -> dict[str, Any]:
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith("multipart/form-data"):
+        form = await request.form(max_files=1)
+        part = form.get("file")
+        if not isinstance(part, UploadFile):
+            raise ValidationError("multipart field 'file' is required", param="file")
+        data = await read_upload(gw, part, "file")
+        name_field = form.get("file_name")
+        file_name = name_field if isinstance(name_field, str) else part.filename
+    else:
+        data, file_name = await _from_json(request, gw)
+    upload = await inputs.check_upload(gw, data, "file", file_name)
+    ttl = timedelta(seconds=gw.settings.upload_retention_s)
+    async with gw.db.transaction() as session:
+        record = await inputs.hold(gw, session, who.account_id, upload, task_id=None, ttl=ttl)
+    return {
+        "id": record.id,
+        "object": "file",
+        "file_name": record.file_name,
+        "url": base + gw.signer.path(record.key, int(record.expires_at.timestamp())),
+        "size_bytes": record.size_bytes,
+        "mime_type": record.mime_type,
+        "created_at": iso(record.created_at),
+        "expires_at": iso(record.expires_at),
+    }
+
+
+@router.get("/files/{key:path}")
+async def download(key: str, expires: int, sig: str, gw: GatewayDep) -> Response:
+    key = unquote(key)
+    if not gw.signer.verify(key, expires, sig):
+        raise NotFoundError("No such file (the link's signature does not match).")
+    if expires < gw.now().timestamp():
+        raise GoneError("This link has expired.")
+    media_type = mimetypes.guess_type(key)[0] or "application/octet-stream"
+    headers = {"Cache-Control": "private, max-age=3600", "X-Content-Type-Options": "nosniff"}
+    path = gw.storage.local_path(key)
+    if path is not None:
+        return FileResponse(path, media_type=media_type, headers=headers)
+    try:
+        data = await gw.storage.get(key)
+    except StorageNotFound:
+        raise GoneError("This file is no longer stored.") from None
+    return Response(data, media_type=media_type, headers=headers)
+
+
+__all__ = ["read_upload", "router", "store"]

@@ -1,0 +1,266 @@
+"""The OpenAI face: synchronous ``/v1/images/generations`` and ``/v1/images/edits``.
+
+Each call is a task on the account like any other; the route waits for it and
+answers in OpenAI's ``ImagesResponse`` shape, so the official SDK works unchanged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import time
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from starlette.datastructures import FormData, UploadFile
+
+from imagegate.api.deps import BaseUrlDep, GatewayDep, PrincipalDep, json_body
+from imagegate.api.files import read_upload
+from imagegate.api.views import image_url, task_headers
+from imagegate.catalog import ActionName, ModelSpec
+from imagegate.catalog.contract import validate
+from imagegate.catalog.openai_compat import map_request
+from imagegate.db.models import Task
+from imagegate.errors import (
+    GatewayError,
+    GatewayTimeoutError,
+    ServerError,
+    UpstreamError,
+    ValidationError,
+)
+from imagegate.gateway import Gateway
+from imagegate.tasks import service, store
+from imagegate.tasks.inputs import Upload, check_upload
+from imagegate.tasks.service import Submission
+from imagegate.tasks.status import TaskStatus
+
+router = APIRouter(prefix="/v1/images", tags=["openai"])
+
+MAX_EDIT_IMAGES = 16
+MASK_MAX_BYTES = 4 * 1024 * 1024
+_ENUMS = {
+    "background": ("auto", "opaque", "transparent"),
+    "output_format": ("png", "jpeg", "webp"),
+    "moderation": ("auto", "low"),
+    "response_format": ("b64_json", "url"),
+    "input_fidelity": ("low", "high"),
+}
+_KNOWN = {
+    "model", "prompt", "n", "size", "quality", "background", "output_format", "output_compression",
+    "moderation", "response_format", "stream", "partial_images", "user", "safety_identifier",
+    "input_fidelity", "image", "image[]", "mask",
+}  # fmt: skip
+
+
+def _int(value: Any, name: str, low: int, high: int, default: int) -> int:
+    if value is None or value == "":
+        return default
+    try:
+        number = int(value)
+        if isinstance(value, float | bool) or str(number) != str(value).strip():
+            raise ValueError
+    except (TypeError, ValueError):
+        raise ValidationError(f"{name} must be an integer", param=name) from None
+    if not low <= number <= high:
+        raise ValidationError(f"{name} must be between {low} and {high}", param=name)
+    return number
+
+
+def _enum(params: dict[str, Any], name: str, default: str) -> str:
+    value = params.get(name)
+    if value is None or value == "":
+        return default
+    if value not in _ENUMS[name]:
+        raise ValidationError(f"{name} must be one of: {', '.join(_ENUMS[name])}", param=name)
+    return str(value)
+
+
+def _submission(gw: Gateway, params: dict[str, Any], action: ActionName) -> Submission:
+    unknown = sorted(set(params) - _KNOWN)
+    if unknown:
+        raise ValidationError(f"Unknown parameter: '{unknown[0]}'.", param=unknown[0])
+    stream = params.get("stream")
+    if stream not in (None, False, "false", "False", ""):
+        raise ValidationError(
+            "stream is not supported by this gateway yet; poll the task API instead.", param="stream"
+        )
+    name = params.get("model") or gw.settings.openai_default_model
+    if not isinstance(name, str):
+        raise ValidationError("model must be a string", param="model")
+    model: ModelSpec = gw.catalog.model(name)
+    if action not in model.actions:
+        raise ValidationError(f"{model.id} cannot edit images.", param="model")
+    prompt = params.get("prompt")
+    if not isinstance(prompt, str) or not prompt:
+        raise ValidationError("prompt is required", param="prompt")
+    size = params.get("size")
+    contract, pixels = map_request(
+        model, str(size) if size not in (None, "") else None, params.get("quality") or None
+    )
+    try:
+        checked = validate(
+            model, action, {"prompt": prompt, **contract}, skip=frozenset({"source_image_urls"})
+        )
+    except ValidationError as exc:
+        if exc.param in contract:
+            raise ValidationError(
+                f"size {size or 'auto'} is not available for {model.id}.", param="size"
+            ) from None
+        raise
+    background = _enum(params, "background", "auto")
+    output_format = _enum(params, "output_format", "png")
+    if background == "transparent" and output_format == "jpeg":
+        raise ValidationError("background 'transparent' needs output_format png or webp", param="background")
+    _enum(params, "moderation", "auto")
+    _enum(params, "input_fidelity", "low")
+    quality = params.get("quality") or "auto"
+    return Submission(
+        face="openai",
+        model=model,
+        action=action,
+        params=checked,
+        n=_int(params.get("n"), "n", 1, 10, 1),
+        size=pixels,
+        quality="medium" if quality == "auto" else str(quality),
+        background=background,
+        output_format=output_format,
+        output_compression=_int(params.get("output_compression"), "output_compression", 0, 100, 100),
+    )
+
+
+def _failure(task: Task) -> GatewayError:
+    message = task.error or "The generation failed."
+    code = task.error_code or "upstream_error"
+    error: GatewayError
+    if code == "validation":
+        error = ValidationError(message)
+    elif code == "server":
+        error = ServerError(message)
+    else:
+        error = UpstreamError(message)
+    error.extra = {"task_id": task.id, "task_error_code": code}
+    return error
+
+
+async def _wait(gw: Gateway, task_id: str, account_id: str) -> Task:
+    deadline = time.monotonic() + gw.settings.sync_timeout_s
+    while True:
+        future = gw.notifier.subscribe(task_id)
+        try:
+            async with gw.db.sessions() as session:
+                task = await store.get_for_account(session, account_id, task_id)
+            if TaskStatus(task.status).terminal:
+                return task
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise GatewayTimeoutError(
+                    f"The image is still being made; poll GET /api/v1/tasks/{task_id}.",
+                    extra={"task_id": task_id},
+                )
+            # The poll interval covers workers in other processes, which cannot wake us.
+            await asyncio.wait({future}, timeout=min(remaining, 1.0))
+        finally:
+            gw.notifier.unsubscribe(task_id, future)
+
+
+async def _respond(gw: Gateway, task: Task, sub: Submission, base: str, response_format: str) -> JSONResponse:
+    if task.status != TaskStatus.COMPLETED:
+        raise _failure(task)
+    data: list[dict[str, Any]] = []
+    for image in task.images:
+        if response_format == "url":
+            data.append({"url": image_url(gw, base, task, image["key"])})
+        else:
+            raw = await gw.storage.get(image["key"])
+            encoded = await asyncio.to_thread(base64.b64encode, raw)
+            data.append({"b64_json": encoded.decode()})
+    usage = task.usage or {}
+    text_tokens = int(usage.get("input_text_tokens", 0))
+    image_in = int(usage.get("input_image_tokens", 0))
+    output_tokens = int(usage.get("output_image_tokens", 0))
+    first = task.images[0]
+    body = {
+        "created": int(task.created_at.timestamp()),
+        "data": data,
+        "background": "transparent" if sub.background == "transparent" else "opaque",
+        "output_format": sub.output_format,
+        "quality": sub.quality,
+        "size": f"{first['width']}x{first['height']}",
+        "usage": {
+            "input_tokens": text_tokens + image_in,
+            "input_tokens_details": {"image_tokens": image_in, "text_tokens": text_tokens},
+            "output_tokens": output_tokens,
+            "output_tokens_details": {"image_tokens": output_tokens, "text_tokens": 0},
+            "total_tokens": text_tokens + image_in + output_tokens,
+        },
+    }
+    return JSONResponse(body, headers=task_headers(gw, task, base))
+
+
+async def _run(
+    request: Request, gw: Gateway, who: Any, sub: Submission, base: str, response_format: str
+) -> JSONResponse:
+    task = await service.submit(gw, who, sub, request.app.state.queue.enqueue)
+    done = await _wait(gw, task.id, who.account_id)
+    return await _respond(gw, done, sub, base, response_format)
+
+
+@router.post("/generations")
+async def generations(request: Request, gw: GatewayDep, who: PrincipalDep, base: BaseUrlDep) -> JSONResponse:
+    params = await json_body(request, gw)
+    sub = _submission(gw, params, ActionName.TEXT_TO_IMAGE)
+    return await _run(request, gw, who, sub, base, _enum(params, "response_format", "b64_json"))
+
+
+def _files(form: FormData, *names: str) -> list[UploadFile]:
+    return [part for name in names for part in form.getlist(name) if isinstance(part, UploadFile)]
+
+
+async def _mask(gw: Gateway, form: FormData, first: Upload) -> Upload | None:
+    parts = _files(form, "mask")
+    if not parts:
+        return None
+    data = await read_upload(gw, parts[0], "mask")
+    if len(data) > MASK_MAX_BYTES:
+        raise ValidationError("mask must be smaller than 4 MB", param="mask")
+    mask = await check_upload(gw, data, "mask")
+    if mask.content_type != "image/png":
+        raise ValidationError("mask must be a PNG with an alpha channel", param="mask")
+    first_info = await asyncio.to_thread(_dimensions, first.data)
+    if await asyncio.to_thread(_dimensions, mask.data) != first_info:
+        raise ValidationError("mask must have the same dimensions as the first image", param="mask")
+    return mask
+
+
+def _dimensions(data: bytes) -> tuple[int, int]:
+    import io
+
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as image:
+        return image.size
+
+
+@router.post("/edits")
+async def edits(request: Request, gw: GatewayDep, who: PrincipalDep, base: BaseUrlDep) -> JSONResponse:
+    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+        raise ValidationError("Send edits as multipart/form-data with image and prompt fields.")
+    form = await request.form(max_files=MAX_EDIT_IMAGES + 2)
+    try:
+        fields = {k: v for k, v in form.multi_items() if isinstance(v, str)}
+        parts = _files(form, "image", "image[]")
+        if not parts:
+            raise ValidationError("image is required", param="image")
+        if len(parts) > MAX_EDIT_IMAGES:
+            raise ValidationError(f"at most {MAX_EDIT_IMAGES} images", param="image")
+        sub = _submission(gw, {**fields, **{"image": True}}, ActionName.EDIT_IMAGE)
+        uploads = [
+            await check_upload(gw, await read_upload(gw, part, f"image[{i}]"), f"image[{i}]", part.filename)
+            for i, part in enumerate(parts)
+        ]
+        sub.uploads = uploads
+        sub.mask = await _mask(gw, form, uploads[0])
+    finally:
+        await form.close()
+    return await _run(request, gw, who, sub, base, _enum(fields, "response_format", "b64_json"))

@@ -1,0 +1,170 @@
+"""The RunAPI face: ``/api/v1/{service}/{action}`` task routes, tasks, account."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import JSONResponse
+
+from imagegate.api.deps import BaseUrlDep, GatewayDep, JsonBody, PrincipalDep
+from imagegate.api.views import task_headers, task_view
+from imagegate.catalog import ActionName
+from imagegate.catalog.contract import validate
+from imagegate.errors import NotFoundError, ValidationError
+from imagegate.tasks import service, store
+from imagegate.tasks.service import Submission
+from imagegate.tasks.status import TaskStatus
+
+router = APIRouter(prefix="/api/v1", tags=["runapi"])
+
+_UUID = re.compile(r"^[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}$")
+_PRINTABLE = re.compile(r"^[\x20-\x7e]{1,512}$")
+
+
+def _check_client_request_id(value: str | None) -> str | None:
+    if value is not None and not _PRINTABLE.match(value):
+        raise ValidationError(
+            "X-Client-Request-Id must be 1-512 printable ASCII characters", param="X-Client-Request-Id"
+        )
+    return value
+
+
+async def _create(
+    request: Request,
+    gw: GatewayDep,
+    who: PrincipalDep,
+    base: BaseUrlDep,
+    body: dict[str, Any],
+    service_slug: str,
+    action: ActionName,
+    client_request_id: str | None,
+) -> JSONResponse:
+    model = gw.catalog.model_for_service(service_slug, body.get("model"))
+    if action not in model.actions:
+        raise NotFoundError(f"{model.id} has no {action} action.")
+    params = validate(model, action, body)
+    submission = Submission(
+        face="runapi",
+        model=model,
+        action=action,
+        params={k: v for k, v in params.items() if k not in ("source_image_urls", "callback_url")},
+        source_urls=list(params.get("source_image_urls", [])),
+        callback_url=params.get("callback_url"),
+        client_request_id=_check_client_request_id(client_request_id),
+    )
+    task = await service.submit(gw, who, submission, request.app.state.queue.enqueue)
+    return JSONResponse(
+        {"id": task.id, "status": task.status, "model": task.model, "model_served": task.model_served},
+        status_code=200,
+        headers=task_headers(gw, task, base),
+    )
+
+
+ClientRequestId = Annotated[str | None, Header(alias="X-Client-Request-Id")]
+
+
+@router.post("/{service_slug}/text_to_image")
+async def text_to_image(
+    request: Request,
+    service_slug: str,
+    gw: GatewayDep,
+    who: PrincipalDep,
+    base: BaseUrlDep,
+    body: JsonBody,
+    client_request_id: ClientRequestId = None,
+) -> JSONResponse:
+    return await _create(
+        request, gw, who, base, body, service_slug, ActionName.TEXT_TO_IMAGE, client_request_id
+    )
+
+
+@router.post("/{service_slug}/edit_image")
+async def edit_image(
+    request: Request,
+    service_slug: str,
+    gw: GatewayDep,
+    who: PrincipalDep,
+    base: BaseUrlDep,
+    body: JsonBody,
+    client_request_id: ClientRequestId = None,
+) -> JSONResponse:
+    return await _create(request, gw, who, base, body, service_slug, ActionName.EDIT_IMAGE, client_request_id)
+
+
+def _task_id(value: str) -> str:
+    if not _UUID.match(value):
+        raise NotFoundError(f"No task {value!r}.", param="id")
+    return value
+
+
+async def _read(
+    gw: GatewayDep, who: PrincipalDep, base: str, task_id: str, service_slug: str | None = None
+) -> JSONResponse:
+    async with gw.db.sessions() as session:
+        task = await store.get_for_account(session, who.account_id, _task_id(task_id))
+    if service_slug is not None and task.service != service_slug:
+        raise NotFoundError(f"No task {task_id!r} under {service_slug}.", param="id")
+    return JSONResponse(task_view(gw, task, base), headers=task_headers(gw, task, base))
+
+
+@router.get("/tasks")
+async def list_tasks(
+    gw: GatewayDep,
+    who: PrincipalDep,
+    base: BaseUrlDep,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    after: str | None = None,
+    status: TaskStatus | None = None,
+) -> dict[str, Any]:
+    async with gw.db.sessions() as session:
+        tasks, has_more = await store.list_for_account(
+            session, who.account_id, limit=limit, after=after, status=status
+        )
+    return {
+        "object": "list",
+        "data": [task_view(gw, task, base) for task in tasks],
+        "has_more": has_more,
+        "next_cursor": store.encode_cursor(tasks[-1]) if has_more and tasks else None,
+    }
+
+
+@router.get("/tasks/{task_id}")
+async def get_task(task_id: str, gw: GatewayDep, who: PrincipalDep, base: BaseUrlDep) -> JSONResponse:
+    return await _read(gw, who, base, task_id)
+
+
+@router.post("/tasks/{task_id}/cancel")
+async def cancel_task(
+    request: Request, task_id: str, gw: GatewayDep, who: PrincipalDep, base: BaseUrlDep
+) -> JSONResponse:
+    task = await service.cancel(gw, who, _task_id(task_id))
+    request.app.state.queue.cancel_running(task.id)
+    return JSONResponse(task_view(gw, task, base), headers=task_headers(gw, task, base))
+
+
+@router.get("/me")
+async def me(gw: GatewayDep, who: PrincipalDep) -> dict[str, Any]:
+    return {
+        "id": who.account_id,
+        "name": who.account_name,
+        "account": {"id": who.account_id, "name": who.account_name},
+        "api_key": {"id": who.key_id, "prefix": who.key_prefix},
+    }
+
+
+@router.get("/{service_slug}/{action}/{task_id}")
+async def get_task_by_action(
+    service_slug: str, action: str, task_id: str, gw: GatewayDep, who: PrincipalDep, base: BaseUrlDep
+) -> JSONResponse:
+    if action not in set(ActionName):
+        raise NotFoundError(f"No action {action!r}.", param="action")
+    return await _read(gw, who, base, task_id, service_slug)
+
+
+@router.get("/{service_slug}/{task_id}")
+async def get_task_by_service(
+    service_slug: str, task_id: str, gw: GatewayDep, who: PrincipalDep, base: BaseUrlDep
+) -> JSONResponse:
+    return await _read(gw, who, base, task_id, service_slug)

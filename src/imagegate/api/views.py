@@ -1,0 +1,62 @@
+"""What clients see of a task, and the headers that go with it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from imagegate.catalog.lifecycle import deprecation_headers
+from imagegate.db.models import Task
+from imagegate.gateway import Gateway
+
+
+def iso(value: datetime | None) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value else None
+
+
+def image_url(gw: Gateway, base_url: str, task: Task, key: str) -> str:
+    expires = task.outputs_expire_at or gw.now()
+    return base_url + gw.signer.path(key, int(expires.timestamp()))
+
+
+def task_view(gw: Gateway, task: Task, base_url: str) -> dict[str, Any]:
+    images = [
+        {
+            "url": image_url(gw, base_url, task, image["key"]),
+            "width": image["width"],
+            "height": image["height"],
+            "content_type": image["content_type"],
+        }
+        for image in task.images
+    ]
+    return {
+        "id": task.id,
+        "object": "task",
+        "status": task.status,
+        "service": task.service,
+        "action": task.action,
+        "model": task.model,
+        "model_served": task.model_served,
+        "variant": task.variant,
+        "provider": task.provider,
+        "images": images,
+        "error": task.error,
+        "error_code": task.error_code,
+        "client_request_id": task.client_request_id,
+        "created_at": iso(task.created_at),
+        "started_at": iso(task.started_at),
+        "completed_at": iso(task.completed_at),
+        "outputs_expire_at": iso(task.outputs_expire_at),
+        "outputs_deleted": task.outputs_deleted_at is not None,
+    }
+
+
+def task_headers(gw: Gateway, task: Task, base_url: str) -> dict[str, str]:
+    # RunAPI clients read X-RunAPI-Task-Id; ours is the same value under our name.
+    headers = {"X-Imagegate-Task-Id": task.id, "X-RunAPI-Task-Id": task.id}
+    if task.client_request_id:
+        headers["X-Client-Request-Id"] = task.client_request_id
+    model = gw.catalog.find(task.model)
+    if model is not None:
+        headers.update(deprecation_headers(model, base_url))
+    return headers

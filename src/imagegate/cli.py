@@ -1,0 +1,195 @@
+"""``imagegate``: serve the gateway and administer it on the database directly.
+
+JSON goes to stdout, messages to stderr. Exit codes: 0 ok, 1 error, 2 usage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from imagegate.accounts import store
+from imagegate.db.migrate import upgrade
+from imagegate.db.session import Database
+from imagegate.errors import GatewayError
+from imagegate.settings import Settings, settings_table
+
+app = typer.Typer(help="Self-hostable image-generation API gateway.", no_args_is_help=True)
+accounts_app = typer.Typer(help="Accounts.", no_args_is_help=True)
+keys_app = typer.Typer(help="API keys (shown once, stored hashed).", no_args_is_help=True)
+app.add_typer(accounts_app, name="accounts")
+app.add_typer(keys_app, name="keys")
+
+out = Console()
+err = Console(stderr=True)
+T = TypeVar("T")
+
+DEMO_ACCOUNT = "demo"
+
+
+def _with_session(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.resolved_database_url)
+
+    async def main() -> T:
+        db = Database(settings.resolved_database_url)
+        try:
+            async with db.transaction() as session:
+                return await work(session)
+        finally:
+            await db.dispose()
+
+    try:
+        return asyncio.run(main())
+    except GatewayError as exc:
+        err.print(f"[red]error:[/red] {exc.message}")
+        raise typer.Exit(1) from None
+
+
+def _print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2) + "\n")
+
+
+async def _ensure_demo(session: AsyncSession) -> str | None:
+    """On the very first start (no accounts yet), a demo account and its key."""
+    if await store.list_accounts(session):
+        return None
+    account = await store.create_account(session, DEMO_ACCOUNT)
+    issued = await store.create_key(session, account, "demo")
+    return issued.key
+
+
+def _banner(base: str, key: str) -> str:
+    body = '{"model": "gpt-image-1.5", "prompt": "a red fox in fresh snow", "aspect_ratio": "1:1", "quality": "medium"}'
+    return (
+        f"\nA demo account was created. Its API key, shown only this once:\n\n    {key}\n\n"
+        "Try it (creates a task, then read it back with its id):\n\n"
+        f"    curl -s {base}/api/v1/gpt_image/text_to_image -H 'Authorization: Bearer {key}' "
+        f"-H 'Content-Type: application/json' -d '{body}'\n\n"
+        f"    curl -s {base}/api/v1/tasks/TASK_ID -H 'Authorization: Bearer {key}'\n"
+    )
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address (IMAGEGATE_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port; 0 picks a free one (IMAGEGATE_PORT).")] = None,
+    workers: Annotated[int | None, typer.Option(help="Worker pool size (IMAGEGATE_WORKERS).")] = None,
+) -> None:
+    """Start the gateway on the embedded defaults: SQLite, local files, offline renderer."""
+    import uvicorn
+
+    from imagegate.api import create_app
+
+    overrides: dict[str, Any] = {
+        k: v for k, v in {"host": host, "port": port, "workers": workers}.items() if v is not None
+    }
+    settings = Settings(**overrides)
+    demo_key = _with_session(settings, _ensure_demo) if settings.demo_account else None
+    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((settings.host, settings.port))
+    bound_port = sock.getsockname()[1]
+    shown_host = f"[{settings.host}]" if family == socket.AF_INET6 else settings.host
+    base = settings.public_url or f"http://{shown_host}:{bound_port}"
+    if demo_key:
+        out.print(_banner(base, demo_key), highlight=False, soft_wrap=True)
+    out.print(f"imagegate listening on {base} (data in {settings.data_dir.resolve()})", highlight=False)
+    sys.stdout.flush()
+    config = uvicorn.Config(create_app(settings), log_level=settings.log_level, access_log=False)
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+@app.command("settings")
+def show_settings() -> None:
+    """Every setting: environment variable, default, meaning."""
+    table = Table("variable", "default", "meaning")
+    for row in settings_table():
+        table.add_row(*row)
+    out.print(table)
+
+
+@accounts_app.command("create")
+def accounts_create(
+    name: str, as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False
+) -> None:
+    """Create an account."""
+
+    async def work(session: AsyncSession) -> dict[str, Any]:
+        account = await store.create_account(session, name)
+        return {"id": account.id, "name": account.name}
+
+    result = _with_session(Settings(), work)
+    if as_json:
+        _print_json(result)
+    else:
+        out.print(f"account {result['name']} created: {result['id']}", highlight=False)
+
+
+@accounts_app.command("list")
+def accounts_list() -> None:
+    """List accounts."""
+
+    async def work(session: AsyncSession) -> list[dict[str, Any]]:
+        return [{"id": a.id, "name": a.name} for a in await store.list_accounts(session)]
+
+    _print_json(_with_session(Settings(), work))
+
+
+@keys_app.command("create")
+def keys_create(
+    account: Annotated[str, typer.Argument(help="Account name or id.")],
+    name: Annotated[str | None, typer.Option(help="A label for the key.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Create an API key; the key is printed once and never again."""
+
+    async def work(session: AsyncSession) -> dict[str, Any]:
+        issued = await store.create_key(session, await store.get_account(session, account), name)
+        return {"key": issued.key, "prefix": issued.record.prefix, "account_id": issued.record.account_id}
+
+    result = _with_session(Settings(), work)
+    if as_json:
+        _print_json(result)
+    else:
+        err.print("Store this key now: it is not shown again.")
+        sys.stdout.write(result["key"] + "\n")
+
+
+@keys_app.command("list")
+def keys_list(account: Annotated[str, typer.Argument(help="Account name or id.")]) -> None:
+    """List an account's keys (prefixes only)."""
+
+    async def work(session: AsyncSession) -> list[dict[str, Any]]:
+        keys = await store.list_keys(session, await store.get_account(session, account))
+        return [
+            {
+                "prefix": k.prefix,
+                "name": k.name,
+                "created_at": k.created_at.isoformat(),
+                "revoked_at": k.revoked_at.isoformat() if k.revoked_at else None,
+            }
+            for k in keys
+        ]
+
+    _print_json(_with_session(Settings(), work))
+
+
+@keys_app.command("revoke")
+def keys_revoke(prefix: str) -> None:
+    """Revoke a key by its visible prefix."""
+
+    async def work(session: AsyncSession) -> str:
+        return (await store.revoke_key(session, prefix)).prefix
+
+    err.print(f"revoked {_with_session(Settings(), work)}")

@@ -1,0 +1,61 @@
+"""The composition root: every long-lived part of a running gateway, built from Settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+
+from imagegate.catalog import Catalog, ModelSpec, load_catalog
+from imagegate.db.migrate import upgrade_async
+from imagegate.db.session import Database
+from imagegate.providers.registry import Providers
+from imagegate.settings import Settings
+from imagegate.storage import Storage, UrlSigner, open_storage
+from imagegate.storage.fetch import FetchPolicy
+from imagegate.storage.signing import load_or_create_secret
+from imagegate.tasks.notify import Notifier
+
+
+@dataclass
+class Gateway:
+    settings: Settings
+    db: Database
+    catalog: Catalog
+    storage: Storage
+    signer: UrlSigner
+    providers: Providers = field(default_factory=Providers)
+    notifier: Notifier = field(default_factory=Notifier)
+
+    @classmethod
+    async def open(cls, settings: Settings) -> Gateway:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        await upgrade_async(settings.resolved_database_url)
+        return cls(
+            settings=settings,
+            db=Database(settings.resolved_database_url),
+            catalog=load_catalog(settings.catalog_file),
+            storage=open_storage(settings.resolved_storage_url),
+            signer=UrlSigner(load_or_create_secret(settings.data_dir / "signing.key")),
+        )
+
+    async def close(self) -> None:
+        await self.providers.aclose()
+        await self.db.dispose()
+
+    @property
+    def fetch_policy(self) -> FetchPolicy:
+        return FetchPolicy(
+            allow_hosts=frozenset(self.settings.fetch_allow_hosts),
+            timeout_s=self.settings.fetch_timeout_s,
+            max_bytes=self.settings.max_upload_bytes,
+        )
+
+    def provider_name(self, model: ModelSpec) -> str:
+        return model.provider or self.settings.default_provider
+
+    @staticmethod
+    def now() -> datetime:
+        return datetime.now(UTC)
+
+    def today(self) -> date:
+        return self.now().date()

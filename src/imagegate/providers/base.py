@@ -1,0 +1,108 @@
+"""The one interface every provider implements.
+
+A provider turns an :class:`ImageRequest` into images and nothing else: it never
+touches the database, billing or storage. It reports its work as a stream of
+events so that progress and partial images can be forwarded as they happen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Literal, Protocol, runtime_checkable
+
+OutputFormat = Literal["png", "jpeg", "webp"]
+Background = Literal["auto", "opaque", "transparent"]
+
+CONTENT_TYPES: dict[str, str] = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
+
+
+class Action(StrEnum):
+    GENERATE = "generate"  # text to image
+    EDIT = "edit"  # image(s) plus prompt to image
+
+
+@dataclass(frozen=True)
+class SourceImage:
+    data: bytes
+    content_type: str
+
+
+@dataclass(frozen=True)
+class ImageRequest:
+    """What to draw. Sizes are already resolved by the catalog."""
+
+    task_id: str
+    model: str  # the upstream model id, e.g. "gpt-image-1.5"
+    action: Action
+    prompt: str
+    width: int
+    height: int
+    n: int = 1
+    quality: str = "medium"
+    background: Background = "auto"
+    output_format: OutputFormat = "png"
+    output_compression: int = 100
+    sources: tuple[SourceImage, ...] = ()
+    mask: SourceImage | None = None
+    partial_images: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class GeneratedImage:
+    data: bytes  # stored exactly as produced: no re-encode downstream
+    content_type: str
+    width: int
+    height: int
+
+
+@dataclass(frozen=True)
+class Progress:
+    fraction: float  # 0.0 .. 1.0
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class PartialImage:
+    index: int  # which output image (0 .. n-1)
+    partial_index: int
+    image: GeneratedImage
+
+
+@dataclass(frozen=True)
+class FinalImage:
+    index: int
+    image: GeneratedImage
+
+
+@dataclass(frozen=True)
+class Usage:
+    input_text_tokens: int = 0
+    input_image_tokens: int = 0
+    output_image_tokens: int = 0
+
+
+ProviderEvent = Progress | PartialImage | FinalImage | Usage
+
+
+class ProviderError(Exception):
+    """A generation that failed. ``retryable`` says whether another attempt may succeed."""
+
+    def __init__(self, message: str, *, code: str = "upstream_error", retryable: bool = False) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.retryable = retryable
+
+
+@runtime_checkable
+class Provider(Protocol):
+    name: str
+
+    def run(self, request: ImageRequest) -> AsyncIterator[ProviderEvent]:
+        """Yield progress, partial images, then exactly ``request.n`` FinalImage events."""
+        ...
+
+    async def aclose(self) -> None: ...

@@ -1,0 +1,226 @@
+"""The offline provider: deterministic pictures drawn locally, with no weights and no network.
+
+It is the gateway's default so that everything (billing, storage, streaming, the SDK surface)
+works on a fresh install. The output is a real image a person can check at a glance: the colours
+named in the prompt dominate it and the prompt itself is printed on it. The same request always
+gives the same bytes, because every choice is seeded from a SHA-256 of the request's content.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import io
+import math
+import random
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from PIL import Image, ImageOps
+
+from imagegate.providers._drawing import hashed_palette, prompt_colours, render_edit, render_generate
+from imagegate.providers.base import (
+    CONTENT_TYPES,
+    Action,
+    FinalImage,
+    GeneratedImage,
+    ImageRequest,
+    OutputFormat,
+    PartialImage,
+    Progress,
+    ProviderError,
+    ProviderEvent,
+    SourceImage,
+    Usage,
+)
+
+# Chosen by bench/offline_render.py: on flat-shape pictures level 1 is about twice as fast as the
+# default 6 while the files are barely larger, and PNG is lossless whatever the level.
+PNG_COMPRESS_LEVEL = 1
+MAX_SIDE = 8192
+MAX_PIXELS = 4096 * 4096  # a guard against runaway memory, well above the catalog's sizes
+SOURCE_MAX_PIXELS = 64_000_000
+PARTIAL_SIDE = 384  # partial previews are small: they exist to show progress, cheaply
+
+# GPT Image output tokens for one 1024x1024 image by quality; other sizes scale by area.
+_TOKENS_1024 = {"low": 272, "medium": 1056, "high": 4160}
+_QUALITY_ALIASES = {"auto": "medium", "standard": "medium", "hd": "high"}
+_SHAPES = {"low": (4, 6), "medium": (6, 9), "high": (9, 14)}
+INPUT_IMAGE_TOKENS = 1056  # per source image of an edit
+
+
+@dataclass(frozen=True)
+class _EditInputs:
+    base: Image.Image  # first source fitted to the output size, RGB or RGBA
+    extras: tuple[Image.Image, ...]  # the other sources, kept small for thumbnails
+    mask: Image.Image | None  # "L", 0 where the edit may paint
+
+
+def _quality(quality: str) -> str:
+    quality = _QUALITY_ALIASES.get(quality, quality)
+    return quality if quality in _TOKENS_1024 else "medium"
+
+
+def estimate_usage(request: ImageRequest) -> Usage:
+    """Rough GPT Image token counts, so that offline runs exercise token-based billing."""
+    per_image = _TOKENS_1024[_quality(request.quality)] * request.width * request.height / 1024**2
+    return Usage(
+        input_text_tokens=math.ceil(len(request.prompt) / 4),
+        input_image_tokens=INPUT_IMAGE_TOKENS * len(request.sources) if request.action == Action.EDIT else 0,
+        output_image_tokens=round(per_image * request.n),
+    )
+
+
+def scene_seed(request: ImageRequest, index: int) -> int:
+    """A seed from what the picture depends on. Not the task id (replays must match) and not the
+    encoding (format, compression, background), so a PNG and a JPEG of a request show one scene."""
+    digest = hashlib.sha256()
+    for part in (request.prompt, request.model, str(request.action), str(request.width), str(request.height)):
+        data = part.encode("utf-8", "surrogatepass")
+        digest.update(len(data).to_bytes(8, "big") + data)  # length prefix: no ambiguous joins
+    digest.update(_quality(request.quality).encode())
+    for source in (*request.sources, *([request.mask] if request.mask else [])):
+        digest.update(hashlib.sha256(source.data).digest())
+    digest.update(b"mask" if request.mask else b"")
+    digest.update(index.to_bytes(4, "big"))
+    return int.from_bytes(digest.digest(), "big")
+
+
+def encode_image(
+    image: Image.Image, fmt: OutputFormat, compression: int, *, png_level: int = PNG_COMPRESS_LEVEL
+) -> GeneratedImage:
+    buf = io.BytesIO()
+    quality = max(0, min(100, compression))
+    if fmt == "png":
+        image.save(buf, "PNG", compress_level=png_level, optimize=False)
+    elif fmt == "jpeg":
+        image.convert("RGB").save(buf, "JPEG", quality=quality)
+    else:
+        image.save(buf, "WEBP", quality=quality, method=4)
+    return GeneratedImage(buf.getvalue(), CONTENT_TYPES[fmt], image.width, image.height)
+
+
+def _partial(image: Image.Image, partial_index: int, total: int, fmt: OutputFormat) -> GeneratedImage:
+    """A small, coarse preview: a mosaic that gets finer with each partial."""
+    preview = image.copy()
+    preview.thumbnail((PARTIAL_SIDE, PARTIAL_SIDE), Image.Resampling.BILINEAR)
+    detail = ((partial_index + 1) / (total + 1)) ** 2
+    cells = (max(2, round(preview.width * detail)), max(2, round(preview.height * detail)))
+    mosaic = preview.resize(cells, Image.Resampling.BOX).resize(preview.size, Image.Resampling.NEAREST)
+    buf = io.BytesIO()
+    if fmt == "png":
+        mosaic.save(buf, "PNG", compress_level=1)
+    elif fmt == "jpeg":
+        mosaic.convert("RGB").save(buf, "JPEG", quality=70)
+    else:
+        mosaic.save(buf, "WEBP", quality=60, method=0)
+    return GeneratedImage(buf.getvalue(), CONTENT_TYPES[fmt], mosaic.width, mosaic.height)
+
+
+def _open(source: SourceImage, what: str, size: tuple[int, int] | None = None) -> Image.Image:
+    """Decode one upload; anything Pillow cannot read is the caller's error, not ours."""
+    try:
+        opened = Image.open(io.BytesIO(source.data), formats=["PNG", "JPEG", "WEBP"])
+        if opened.width * opened.height > SOURCE_MAX_PIXELS:
+            raise ProviderError(f"{what} is too large to decode", code="validation")
+        if size is not None and opened.format == "JPEG":
+            opened.draft("RGB", size)  # let libjpeg downscale while decoding: much faster for photos
+        opened.load()
+        image = ImageOps.exif_transpose(opened)
+        has_alpha = "A" in image.getbands() or "transparency" in image.info
+        return image.convert("RGBA" if has_alpha else "RGB")
+    except ProviderError:
+        raise
+    except Exception as exc:  # decoders raise a zoo of types (OSError, SyntaxError, ValueError, ...)
+        raise ProviderError(f"{what} is not a readable PNG, JPEG or WebP image", code="validation") from exc
+
+
+def _decode_edit(request: ImageRequest, transparent: bool) -> _EditInputs:
+    size = (request.width, request.height)
+    first = _open(request.sources[0], "source image 1", size)
+    base = ImageOps.fit(first, size, Image.Resampling.BILINEAR)
+    if base.mode == "RGBA" and not transparent:
+        flat = Image.new("RGB", size, (255, 255, 255))  # opaque output: transparent parts become white
+        flat.paste(base, mask=base.getchannel("A"))
+        base = flat
+    thumb = (max(16, min(size) // 4),) * 2
+    extras: list[Image.Image] = []
+    for k, source in enumerate(request.sources[1:], start=2):
+        extra = _open(source, f"source image {k}", thumb)
+        extra.thumbnail((thumb[0] * 2, thumb[1] * 2))
+        extras.append(extra)
+    mask: Image.Image | None = None
+    if request.mask is not None:
+        opened = _open(request.mask, "mask")
+        if opened.mode != "RGBA":
+            raise ProviderError("mask must be a PNG with an alpha channel", code="validation")
+        mask = ImageOps.fit(opened.getchannel("A"), size, Image.Resampling.BILINEAR)
+    return _EditInputs(base, tuple(extras), mask)
+
+
+def _validate(request: ImageRequest) -> None:
+    w, h = request.width, request.height
+    if not (0 < w <= MAX_SIDE and 0 < h <= MAX_SIDE and w * h <= MAX_PIXELS):
+        raise ProviderError(f"unsupported size {w}x{h}", code="validation")
+    if request.n < 1:
+        raise ProviderError("n must be at least 1", code="validation")
+    if request.output_format not in CONTENT_TYPES:
+        raise ProviderError(f"unsupported output format {request.output_format!r}", code="validation")
+    if request.action == Action.EDIT and not request.sources:
+        raise ProviderError("an edit needs at least one source image", code="validation")
+
+
+class OfflineProvider:
+    """Draws the request locally. CPU work runs in worker threads, one step at a time."""
+
+    name = "offline"
+
+    def __init__(self, *, png_compress_level: int = PNG_COMPRESS_LEVEL) -> None:
+        self.png_compress_level = png_compress_level
+
+    def render(self, request: ImageRequest, index: int, inputs: _EditInputs | None = None) -> Image.Image:
+        """The picture for output ``index`` (before encoding). Blocking: call it from a thread."""
+        rng = random.Random(scene_seed(request, index))
+        named = prompt_colours(request.prompt)
+        palette = named or hashed_palette(rng)
+        shapes = rng.randint(*_SHAPES[_quality(request.quality)])
+        size = (request.width, request.height)
+        if inputs is None:
+            transparent = request.background == "transparent" and request.output_format != "jpeg"
+            return render_generate(size, request.prompt, palette, rng, shapes=shapes, transparent=transparent)
+        # a named colour is a request to recolour; otherwise a light tint just marks the image as edited
+        tint = 0.35 if named else 0.15
+        return render_edit(
+            inputs.base,
+            inputs.extras,
+            inputs.mask,
+            request.prompt,
+            palette,
+            rng,
+            tint=tint,
+            shapes=shapes // 2,
+        )
+
+    async def run(self, request: ImageRequest) -> AsyncIterator[ProviderEvent]:
+        _validate(request)
+        n, fmt = request.n, request.output_format
+        yield Progress(0.0, "rendering")
+        inputs: _EditInputs | None = None
+        if request.action == Action.EDIT:
+            transparent = request.background == "transparent" and fmt != "jpeg"
+            inputs = await asyncio.to_thread(_decode_edit, request, transparent)
+        for index in range(n):
+            image = await asyncio.to_thread(self.render, request, index, inputs)
+            for p in range(request.partial_images):
+                partial = await asyncio.to_thread(_partial, image, p, request.partial_images, fmt)
+                yield PartialImage(index=index, partial_index=p, image=partial)
+            yield Progress((index + 0.5) / n, f"encoding image {index + 1} of {n}")
+            final = await asyncio.to_thread(
+                encode_image, image, fmt, request.output_compression, png_level=self.png_compress_level
+            )
+            yield FinalImage(index=index, image=final)
+            yield Progress((index + 1) / n, f"image {index + 1} of {n} done")
+        yield estimate_usage(request)
+
+    async def aclose(self) -> None:
+        return None

@@ -1,0 +1,130 @@
+"""One settings object for the whole gateway.
+
+Every field is an ``IMAGEGATE_*`` environment variable; an optional TOML file
+(``IMAGEGATE_CONFIG``) supplies values the environment does not. The field
+descriptions are the settings table that the CLI and docs print.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+MiB = 1024 * 1024
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="IMAGEGATE_", extra="ignore")
+
+    host: str = Field("127.0.0.1", description="Address the HTTP server binds to.")
+    port: int = Field(8000, description="Port the HTTP server listens on (0 picks a free one).")
+    data_dir: Path = Field(
+        Path(".imagegate"), description="Directory for the SQLite file, stored files and the signing key."
+    )
+    database_url: str | None = Field(
+        None, description="SQLAlchemy async URL; default: SQLite file in the data directory."
+    )
+    storage_url: str | None = Field(
+        None, description="Where image bytes live; default: file:// directory in the data directory."
+    )
+    public_url: str | None = Field(
+        None, description="Base URL clients use to reach this server; default: taken from each request."
+    )
+    admin_token: str | None = Field(
+        None, description="Bearer token for the /admin/ routes; unset turns those routes off."
+    )
+    config: Path | None = Field(None, description="Optional TOML file with any of these settings.")
+    catalog_file: Path | None = Field(
+        None, description="TOML file that overrides prices and lifecycle or adds models to the catalog."
+    )
+    default_provider: str = Field(
+        "offline", description="Provider that serves catalog models that name none: offline or fake."
+    )
+    openai_default_model: str = Field(
+        "gpt-image-2", description="Model the OpenAI-compatible routes use when a request names none."
+    )
+    retired_models: Literal["successor", "refuse"] = Field(
+        "successor",
+        description="After a model's shutdown date: serve its successor, or refuse with 410 model_retired.",
+    )
+    workers: int = Field(4, ge=1, le=256, description="Tasks the in-process worker pool runs at once.")
+    task_timeout_s: float = Field(600.0, gt=0, description="A task running longer than this fails.")
+    max_attempts: int = Field(
+        2, ge=1, description="Runs a task gets when a worker dies under it before it is failed."
+    )
+    sync_timeout_s: float = Field(
+        300.0, gt=0, description="How long the synchronous OpenAI routes wait for their task."
+    )
+    output_retention_s: int = Field(7 * 24 * 3600, gt=0, description="How long output images are kept.")
+    upload_retention_s: int = Field(3600, gt=0, description="How long files posted to /api/v1/files live.")
+    sweep_interval_s: float = Field(
+        30.0, gt=0, description="How often expired files and stuck tasks are looked for."
+    )
+    max_upload_bytes: int = Field(25 * MiB, gt=0, description="Largest image accepted, per file, in bytes.")
+    max_image_pixels: int = Field(
+        64_000_000, gt=0, description="Largest decoded image accepted (width x height): bomb guard."
+    )
+    fetch_timeout_s: float = Field(15.0, gt=0, description="Time limit for fetching a source image URL.")
+    fetch_allow_hosts: list[str] = Field(
+        default_factory=list,
+        description="Hosts or IPs that source-image fetches may reach even if private (e.g. 127.0.0.1).",
+    )
+    demo_account: bool = Field(
+        True, description="Create a demo account and print its key on the first start."
+    )
+    log_level: str = Field("info", description="Log level for the server.")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_path = os.environ.get("IMAGEGATE_CONFIG")
+        if config_path:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config_path))
+        return tuple(sources)
+
+    @field_validator("fetch_allow_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @cached_property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{self.data_dir.resolve() / 'imagegate.db'}"
+
+    @cached_property
+    def resolved_storage_url(self) -> str:
+        if self.storage_url:
+            return self.storage_url
+        return (self.data_dir.resolve() / "files").as_uri()
+
+
+def settings_table() -> list[tuple[str, str, str]]:
+    """(environment variable, default, help) for every setting."""
+    rows = []
+    for name, field in Settings.model_fields.items():
+        default = field.get_default(call_default_factory=True)
+        rows.append(
+            (f"IMAGEGATE_{name.upper()}", "" if default is None else str(default), field.description or "")
+        )
+    return rows

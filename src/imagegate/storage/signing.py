@@ -1,0 +1,63 @@
+"""Signed, expiring download links: ``/files/{key}?expires=UNIX&sig=HMAC``.
+
+The key is made on first start and kept in the data directory, so restarts
+keep issued links valid.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+import secrets
+from pathlib import Path
+from urllib.parse import parse_qs, quote, urlsplit
+
+FILES_PREFIX = "/files/"
+
+
+def load_or_create_secret(path: Path) -> bytes:
+    if path.exists():
+        return base64.b64decode(path.read_text().strip())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_bytes(32)
+    # O_EXCL: two processes starting at once agree on whichever wrote first.
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return base64.b64decode(path.read_text().strip())
+    with os.fdopen(fd, "w") as handle:
+        handle.write(base64.b64encode(secret).decode())
+    return secret
+
+
+class UrlSigner:
+    def __init__(self, secret: bytes) -> None:
+        self._secret = secret
+
+    def signature(self, key: str, expires: int) -> str:
+        mac = hmac.new(self._secret, f"{key}\n{expires}".encode(), hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(mac[:24]).decode().rstrip("=")
+
+    def path(self, key: str, expires: int) -> str:
+        return f"{FILES_PREFIX}{quote(key)}?expires={expires}&sig={self.signature(key, expires)}"
+
+    def verify(self, key: str, expires: int, sig: str) -> bool:
+        return hmac.compare_digest(self.signature(key, expires), sig)
+
+    def parse(self, url: str) -> tuple[str, int] | None:
+        """(key, expires) if ``url`` is a correctly signed link of ours, whatever host it names."""
+        parts = urlsplit(url)
+        if not parts.path.startswith(FILES_PREFIX):
+            return None
+        key = parts.path[len(FILES_PREFIX) :]
+        query = parse_qs(parts.query)
+        try:
+            expires = int(query["expires"][0])
+            sig = query["sig"][0]
+        except (KeyError, ValueError, IndexError):
+            return None
+        if not self.verify(key, expires, sig):
+            return None
+        return key, expires
