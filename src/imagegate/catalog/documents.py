@@ -297,7 +297,11 @@ def _action_document(catalog: Catalog, dep: Deployment, variant: Variant) -> dic
         "input_contract": {
             "fields": {name: field_document(spec) for name, spec in model.fields_for(action).items()},
             "rules": [
-                {"when": rule.when, "forbid": rule.forbid, "description": rule_text(model, rule)}
+                {
+                    "when": {name: list(values) for name, values in rule.when.items()},
+                    "forbid": {name: list(values) for name, values in rule.forbid.items()},
+                    "description": rule_text(model, rule),
+                }
                 for rule in model.rules
             ],
         },

@@ -157,14 +157,24 @@ def _start_answer(catalog: Catalog, line: Line, models: list[ModelSpec], dep: De
     live = [v for v in variants if not v.model.lifecycle.retired_on(dep.today)] or variants
     first = min(live, key=lambda v: (v.model.pricing.from_micro, v.action != ActionName.TEXT_TO_IMAGE))
     text = f"Start with `{first.slug}` at {price_text(first.model.pricing.from_micro)} an image."
-    if any(v.action is ActionName.EDIT_IMAGE for v in variants):
-        text += (
-            " The image-to-image variants take the same fields plus `source_image_urls`, the images to edit."
-        )
+    if extra := _edit_only_fields(models):
+        text += f" The image-to-image variants also take {join_words(extra)}."
     for model in models:
         if model.lifecycle.successor:
-            text += f" `{model.id}` is deprecated: for new work, use `{model.lifecycle.successor}`."
+            state = "retired" if model.lifecycle.retired_on(dep.today) else "deprecated"
+            text += f" `{model.id}` is {state}: for new work, use `{model.lifecycle.successor}`."
     return text
+
+
+def _edit_only_fields(models: list[ModelSpec]) -> list[str]:
+    both = [m for m in models if {ActionName.TEXT_TO_IMAGE, ActionName.EDIT_IMAGE} <= set(m.actions)]
+    names = [
+        name
+        for m in both
+        for name in m.fields_for(ActionName.EDIT_IMAGE)
+        if name not in m.fields_for(ActionName.TEXT_TO_IMAGE)
+    ]
+    return [f"`{name}`" for name in dict.fromkeys(names)]
 
 
 def _free_answer(dep: Deployment) -> str:
@@ -181,8 +191,8 @@ def _free_answer(dep: Deployment) -> str:
 
 def _faq(catalog: Catalog, line: Line, models: list[ModelSpec], dep: Deployment) -> list[str]:
     stream = (
-        "Yes: this deployment streams task progress and partial images as server-sent events. "
-        "Polling and `callback_url` webhooks work as well."
+        "Yes: this deployment streams task progress as server-sent events. Polling and "
+        "`callback_url` webhooks work as well."
         if dep.streaming
         else "No: streaming is off on this deployment. Create a task, then poll "
         f"`GET {dep.base_url}/api/v1/tasks/<id>` or pass a `callback_url` to be called when it ends."
@@ -327,6 +337,11 @@ def line_markdown(catalog: Catalog, line: Line, dep: Deployment) -> str:
         "## Quickstart",
         "",
         f"Create a task with `{model.id}` (its [{example.slug}]({variant_url(dep, example)}) variant):",
+        *(
+            ["", f"`{model.id}` is retired: this deployment {after_shutdown_text(catalog, model, dep)}."]
+            if not live
+            else []
+        ),
         "",
         *_code("sh", _curl(endpoint_url(catalog, dep, example), example_body(model, action))),
         "",
@@ -335,8 +350,6 @@ def line_markdown(catalog: Catalog, line: Line, dep: Deployment) -> str:
         "",
         *_code("sh", _poll(dep)),
     ]
-    if not live:
-        out += ["", f"`{model.id}` is retired: this deployment {after_shutdown_text(catalog, model, dep)}."]
     out += [
         "",
         "## Context",

@@ -50,8 +50,16 @@ class Catalog:
             successor = model.lifecycle.successor
             if successor is not None and successor not in self.models:
                 raise CatalogError(f"model {model.id} names unknown successor {successor!r}")
-            if model.pricing.by is not None and not model.pricing.matrix:
-                raise CatalogError(f"model {model.id} prices by {model.pricing.by} but has no matrix")
+            if not model.pricing.matrix and model.pricing.base_micro is None:
+                raise CatalogError(
+                    f"model {model.id} has no price: give pricing.matrix or pricing.base_micro"
+                )
+            chain, current = [model.id], model
+            while current.lifecycle.successor is not None:
+                current = self.models[current.lifecycle.successor]
+                if current.id in chain:
+                    raise CatalogError(f"successor loop: {' -> '.join([*chain, current.id])}")
+                chain.append(current.id)
 
     # -- lookups ---------------------------------------------------------------------------------
     def line_for_service(self, service: str) -> Line:

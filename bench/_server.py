@@ -1,0 +1,62 @@
+"""Start ``imagegate serve`` in a scratch directory for a benchmark, and stop it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass
+class BenchServer:
+    base_url: str
+    key: str
+    pid: int
+
+
+@contextmanager
+def running_server(**env_overrides: str) -> Iterator[BenchServer]:
+    exe = Path(sys.executable).parent / "imagegate"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IMAGEGATE_")}
+    env.update({"IMAGEGATE_LOG_LEVEL": "warning", **env_overrides})
+    with tempfile.TemporaryDirectory() as cwd:
+        proc = subprocess.Popen(
+            [str(exe), "serve", "--port", "0"],
+            cwd=cwd,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        try:
+            key, base = "", ""
+            deadline = time.monotonic() + 60
+            assert proc.stdout is not None
+            while not base and time.monotonic() < deadline:
+                line = proc.stdout.readline()
+                if not line:
+                    raise RuntimeError("server exited during start-up")
+                stripped = line.strip()
+                if stripped.startswith("ig_"):
+                    key = stripped
+                if stripped.startswith("imagegate listening on "):
+                    base = stripped.split()[3]
+            yield BenchServer(base_url=base, key=key, pid=proc.pid)
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process, from /proc (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

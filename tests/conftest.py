@@ -1,0 +1,186 @@
+"""Fixtures: real gateway servers on 127.0.0.1, accounts and keys made through the admin API."""
+
+from __future__ import annotations
+
+import io
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from PIL import Image
+
+from imagegate.api import create_app
+from imagegate.settings import Settings
+
+ADMIN_TOKEN = "test-admin-token"
+
+
+class ServerThread:
+    """A real uvicorn server on a free loopback port, in a thread with its own event loop."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.app = create_app(settings)
+        config = uvicorn.Config(self.app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def start(self) -> str:
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("server did not start")
+            time.sleep(0.02)
+        port = self.server.servers[0].sockets[0].getsockname()[1]
+        return f"http://127.0.0.1:{port}"
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=30)
+
+
+@dataclass
+class Gateway:
+    """A running gateway and helpers to talk to it."""
+
+    base_url: str
+    settings: Settings
+    thread: ServerThread
+    clients: list[httpx.Client] = field(default_factory=list)
+
+    def client(self, key: str | None = None, **kwargs: Any) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        client = httpx.Client(base_url=self.base_url, headers=headers, timeout=30, **kwargs)
+        self.clients.append(client)
+        return client
+
+    def admin(self) -> httpx.Client:
+        return self.client(ADMIN_TOKEN)
+
+    def new_account(self, name: str | None = None) -> tuple[str, str]:
+        """(account id, API key) of a fresh account."""
+        admin = self.admin()
+        response = admin.post("/admin/accounts", json={"name": name or f"acct-{uuid.uuid4().hex[:10]}"})
+        assert response.status_code == 201, response.text
+        account_id = response.json()["id"]
+        key = admin.post(f"/admin/accounts/{account_id}/keys", json={"name": "test"})
+        assert key.status_code == 201, key.text
+        return account_id, key.json()["key"]
+
+    def user(self) -> httpx.Client:
+        return self.client(self.new_account()[1])
+
+    def wait(self, client: httpx.Client, task_id: str, timeout: float = 30) -> dict[str, Any]:
+        """Poll a task until it reaches a terminal status."""
+        deadline = time.monotonic() + timeout
+        while True:
+            body = client.get(f"/api/v1/tasks/{task_id}").json()
+            if body["status"] in ("completed", "failed", "canceled"):
+                return body
+            if time.monotonic() > deadline:
+                raise AssertionError(f"task {task_id} still {body['status']} after {timeout} s")
+            time.sleep(0.05)
+
+    def close(self) -> None:
+        for client in self.clients:
+            client.close()
+        self.thread.stop()
+
+
+def make_settings(data_dir: Path, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "data_dir": data_dir,
+        "admin_token": ADMIN_TOKEN,
+        "default_provider": "fake",  # behaves like offline, fails or stalls on prompt markers
+        "fetch_allow_hosts": ["127.0.0.1"],
+        "demo_account": False,
+        "max_upload_bytes": 2 * 1024 * 1024,
+        "log_level": "warning",
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+def start_gateway(data_dir: Path, **overrides: Any) -> Gateway:
+    settings = make_settings(data_dir, **overrides)
+    thread = ServerThread(settings)
+    return Gateway(base_url=thread.start(), settings=settings, thread=thread)
+
+
+@pytest.fixture(scope="session")
+def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    """One shared gateway for tests that do not need special settings."""
+    gw = start_gateway(tmp_path_factory.mktemp("gateway"))
+    yield gw
+    gw.close()
+
+
+@pytest.fixture
+def user(gateway: Gateway) -> httpx.Client:
+    """A client authenticated as a brand-new account."""
+    return gateway.user()
+
+
+def png_bytes(width: int = 64, height: int = 64, color: tuple[int, int, int] = (0, 0, 255)) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), color).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+T2I_15 = {"model": "gpt-image-1.5", "prompt": "a blue whale", "aspect_ratio": "1:1", "quality": "medium"}
+
+
+class _ImageHandler(BaseHTTPRequestHandler):
+    """Routes of the loopback image host that source-image tests fetch from."""
+
+    routes: dict[str, tuple[int, dict[str, str], bytes]] = {}
+
+    def do_GET(self) -> None:
+        status, headers, body = self.routes.get(self.path, (404, {}, b"not found"))
+        if self.path.startswith("/slow"):
+            time.sleep(3)
+        self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@dataclass
+class ImageHost:
+    base_url: str
+    routes: dict[str, tuple[int, dict[str, str], bytes]]
+
+    def serve(self, path: str, body: bytes, content_type: str = "image/png", status: int = 200) -> str:
+        self.routes[path] = (status, {"Content-Type": content_type}, body)
+        return self.base_url + path
+
+    def redirect(self, path: str, location: str) -> str:
+        self.routes[path] = (302, {"Location": location}, b"")
+        return self.base_url + path
+
+
+@pytest.fixture(scope="session")
+def image_host() -> Iterator[ImageHost]:
+    """A plain HTTP server on 127.0.0.1 standing in for a user's image host."""
+    routes: dict[str, tuple[int, dict[str, str], bytes]] = {}
+    handler = type("Handler", (_ImageHandler,), {"routes": routes})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield ImageHost(base_url=f"http://127.0.0.1:{server.server_address[1]}", routes=routes)
+    server.shutdown()
+    server.server_close()
