@@ -66,12 +66,22 @@ class Gateway:
     def admin(self) -> httpx.Client:
         return self.client(ADMIN_TOKEN)
 
-    def new_account(self, name: str | None = None) -> tuple[str, str]:
-        """(account id, API key) of a fresh account."""
+    def new_account(
+        self, name: str | None = None, *, usd: str | None = "100", tier: str | None = "tier2"
+    ) -> tuple[str, str]:
+        """(account id, API key) of a fresh account: by default funded and pinned to tier2, so
+        tests that are not about billing or limits never meet them. ``usd=None, tier=None``
+        gives an account as a new user gets it."""
         admin = self.admin()
         response = admin.post("/admin/accounts", json={"name": name or f"acct-{uuid.uuid4().hex[:10]}"})
         assert response.status_code == 201, response.text
         account_id = response.json()["id"]
+        if usd is not None:
+            granted = admin.post(f"/admin/accounts/{account_id}/credits", json={"usd": usd, "note": "test"})
+            assert granted.status_code == 201, granted.text
+        if tier is not None:
+            pinned = admin.put(f"/admin/accounts/{account_id}/tier", json={"tier": tier})
+            assert pinned.status_code == 200, pinned.text
         key = admin.post(f"/admin/accounts/{account_id}/keys", json={"name": "test"})
         assert key.status_code == 201, key.text
         return account_id, key.json()["key"]

@@ -18,7 +18,10 @@ from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from imagegate.accounts import store
+from imagegate.billing import ledger
+from imagegate.billing.money import micro_to_usd, usd_to_micro
 from imagegate.db.migrate import upgrade
+from imagegate.db.models import utcnow
 from imagegate.db.session import Database
 from imagegate.errors import GatewayError
 from imagegate.settings import Settings, settings_table
@@ -26,8 +29,12 @@ from imagegate.settings import Settings, settings_table
 app = typer.Typer(help="Self-hostable image-generation API gateway.", no_args_is_help=True)
 accounts_app = typer.Typer(help="Accounts.", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys (shown once, stored hashed).", no_args_is_help=True)
+credits_app = typer.Typer(help="Credits: grants and balances.", no_args_is_help=True)
+ledger_app = typer.Typer(help="The credits ledger.", no_args_is_help=True)
 app.add_typer(accounts_app, name="accounts")
 app.add_typer(keys_app, name="keys")
+app.add_typer(credits_app, name="credits")
+app.add_typer(ledger_app, name="ledger")
 
 out = Console()
 err = Console(stderr=True)
@@ -59,13 +66,20 @@ def _print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2) + "\n")
 
 
-async def _ensure_demo(session: AsyncSession) -> str | None:
-    """On the very first start (no accounts yet), a demo account and its key."""
-    if await store.list_accounts(session):
-        return None
-    account = await store.create_account(session, DEMO_ACCOUNT)
-    issued = await store.create_key(session, account, "demo")
-    return issued.key
+def _ensure_demo(settings: Settings) -> Callable[[AsyncSession], Awaitable[str | None]]:
+    async def work(session: AsyncSession) -> str | None:
+        """On the very first start (no accounts yet): a demo account that never meets a limit."""
+        if await store.list_accounts(session):
+            return None
+        account = await store.create_account(session, DEMO_ACCOUNT)
+        await store.pin_tier(session, account, "tier2", [t.name for t in settings.tiers])
+        grant = usd_to_micro(settings.demo_grant_usd, "IMAGEGATE_DEMO_GRANT_USD")
+        if grant > 0:
+            await ledger.grant(session, account.id, grant, utcnow(), bonus=True, note="demo account")
+        issued = await store.create_key(session, account, "demo")
+        return issued.key
+
+    return work
 
 
 def _banner(base: str, key: str) -> str:
@@ -94,7 +108,7 @@ def serve(
         k: v for k, v in {"host": host, "port": port, "workers": workers}.items() if v is not None
     }
     settings = Settings(**overrides)
-    demo_key = _with_session(settings, _ensure_demo) if settings.demo_account else None
+    demo_key = _with_session(settings, _ensure_demo(settings)) if settings.demo_account else None
     family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -111,12 +125,20 @@ def serve(
 
 
 @app.command("settings")
-def show_settings() -> None:
+def show_settings(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
     """Every setting: environment variable, default, meaning."""
-    table = Table("variable", "default", "meaning")
-    for row in settings_table():
-        table.add_row(*row)
-    out.print(table)
+    rows = settings_table()
+    if as_json:
+        _print_json([{"variable": n, "default": d, "meaning": m} for n, d, m in rows])
+    elif not sys.stdout.isatty():
+        sys.stdout.write("".join(f"{n}\t{d}\t{m}\n" for n, d, m in rows))
+    else:
+        table = Table("variable", "default", "meaning")
+        for row in rows:
+            table.add_row(*row)
+        out.print(table)
 
 
 @accounts_app.command("create")
@@ -193,3 +215,82 @@ def keys_revoke(prefix: str) -> None:
         return (await store.revoke_key(session, prefix)).prefix
 
     err.print(f"revoked {_with_session(Settings(), work)}")
+
+
+@accounts_app.command("tier")
+def accounts_tier(
+    account: Annotated[str, typer.Argument(help="Account name or id.")],
+    tier: Annotated[str, typer.Argument(help="Tier name to pin, or 'auto' to follow paid spend.")],
+) -> None:
+    """Pin an account to a usage tier (or 'auto')."""
+    settings = Settings()
+
+    async def work(session: AsyncSession) -> str | None:
+        target = await store.get_account(session, account)
+        pinned = None if tier == "auto" else tier
+        await store.pin_tier(session, target, pinned, [t.name for t in settings.tiers])
+        return pinned
+
+    pinned = _with_session(settings, work)
+    err.print(f"{account}: tier {'follows paid spend' if pinned is None else pinned}")
+
+
+def _totals_json(account_id: str, totals: ledger.Totals) -> dict[str, Any]:
+    return {
+        "account_id": account_id,
+        "balance_usd": micro_to_usd(totals.balance_micro),
+        "balance_micro": totals.balance_micro,
+        "paid_micro": totals.paid_micro,
+        "bonus_micro": totals.bonus_micro,
+        "held_micro": totals.held_micro,
+        "spent_paid_micro": totals.spent_paid_micro,
+        "spent_bonus_micro": totals.spent_bonus_micro,
+    }
+
+
+@credits_app.command("grant")
+def credits_grant(
+    account: Annotated[str, typer.Argument(help="Account name or id.")],
+    usd: Annotated[str, typer.Argument(help="Amount in dollars, e.g. 5 or 0.25.")],
+    note: Annotated[str | None, typer.Option(help="Why (kept in the ledger).")] = None,
+    bonus: Annotated[bool, typer.Option(help="Promotional credit (does not count as paid spend).")] = False,
+) -> None:
+    """Add credits to an account."""
+
+    async def work(session: AsyncSession) -> dict[str, Any]:
+        target = await store.get_account(session, account)
+        amount = usd_to_micro(usd)
+        return _totals_json(
+            target.id, await ledger.grant(session, target.id, amount, utcnow(), bonus=bonus, note=note)
+        )
+
+    _print_json(_with_session(Settings(), work))
+
+
+@credits_app.command("show")
+def credits_show(account: Annotated[str, typer.Argument(help="Account name or id.")]) -> None:
+    """An account's balance, holds and spend."""
+
+    async def work(session: AsyncSession) -> dict[str, Any]:
+        target = await store.get_account(session, account)
+        return _totals_json(target.id, await ledger.totals(session, target.id))
+
+    _print_json(_with_session(Settings(), work))
+
+
+@ledger_app.command("check")
+def ledger_check(
+    repair: Annotated[bool, typer.Option(help="Rewrite drifted totals from the ledger.")] = False,
+) -> None:
+    """Rebuild every balance from the ledger; exit 1 if any stored total drifted."""
+
+    async def work(session: AsyncSession) -> list[ledger.Drift]:
+        return await ledger.check(session, repair=repair)
+
+    drifts = _with_session(Settings(), work)
+    for drift in drifts:
+        err.print(f"[red]drift[/red] {drift.account_id}: stored {drift.stored} != ledger {drift.rebuilt}")
+    if drifts:
+        err.print(f"{len(drifts)} account(s) drifted" + (" (repaired)" if repair else ""))
+        raise typer.Exit(1)
+    err.print("ledger clean: every balance equals the sum of its ledger")

@@ -5,9 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
+from imagegate.accounts.store import Principal
 from imagegate.catalog import Catalog, ModelSpec, load_catalog
 from imagegate.db.migrate import upgrade_async
 from imagegate.db.session import Database
+from imagegate.limits import RateLimiter, Tier, tier_for
 from imagegate.providers.registry import Providers
 from imagegate.settings import Settings
 from imagegate.storage import Storage, UrlSigner, open_storage
@@ -23,6 +25,7 @@ class Gateway:
     catalog: Catalog
     storage: Storage
     signer: UrlSigner
+    limiter: RateLimiter
     providers: Providers = field(default_factory=Providers)
     notifier: Notifier = field(default_factory=Notifier)
 
@@ -36,6 +39,7 @@ class Gateway:
             catalog=load_catalog(settings.catalog_file),
             storage=open_storage(settings.resolved_storage_url),
             signer=UrlSigner(load_or_create_secret(settings.data_dir / "signing.key")),
+            limiter=RateLimiter(settings.rate_limit_storage_url, settings.rate_window_s),
         )
 
     async def close(self) -> None:
@@ -49,6 +53,9 @@ class Gateway:
             timeout_s=self.settings.fetch_timeout_s,
             max_bytes=self.settings.max_upload_bytes,
         )
+
+    def tier(self, who: Principal) -> Tier:
+        return tier_for(self.settings.tiers, who.paid_spend_micro, who.tier_pinned)
 
     def provider_name(self, model: ModelSpec) -> str:
         return model.provider or self.settings.default_provider

@@ -7,6 +7,7 @@ descriptions are the settings table that the CLI and docs print.
 
 from __future__ import annotations
 
+import json
 import os
 from functools import cached_property
 from pathlib import Path
@@ -19,6 +20,8 @@ from pydantic_settings import (
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+
+from imagegate.limits.tiers import Tier, default_tiers
 
 MiB = 1024 * 1024
 
@@ -82,6 +85,23 @@ class Settings(BaseSettings):
     demo_account: bool = Field(
         True, description="Create a demo account and print its key on the first start."
     )
+    demo_grant_usd: str = Field(
+        "5", description="Credits (USD) granted to the demo account, pinned to tier2."
+    )
+    free_calls_per_variant: int = Field(
+        3, ge=0, description="Free first calls each new account gets on every variant (0 turns them off)."
+    )
+    tiers: list[Tier] = Field(
+        default_factory=default_tiers,
+        description="Usage tiers as JSON: name, creates_per_minute, reads_per_minute, max_concurrent, "
+        "paid_spend_threshold_micro.",
+    )
+    rate_limit_storage_url: str = Field(
+        "memory://", description="Where rate-limit counters live (memory://, or redis://host:port)."
+    )
+    rate_window_s: int = Field(
+        60, gt=0, description="Length of the rate-limit window; tiers' per-minute figures apply per window."
+    )
     log_level: str = Field("info", description="Log level for the server.")
 
     @classmethod
@@ -124,6 +144,8 @@ def settings_table() -> list[tuple[str, str, str]]:
     rows = []
     for name, field in Settings.model_fields.items():
         default = field.get_default(call_default_factory=True)
+        if isinstance(default, list) and default and hasattr(default[0], "model_dump"):
+            default = json.dumps([item.model_dump() for item in default])
         rows.append(
             (f"IMAGEGATE_{name.upper()}", "" if default is None else str(default), field.description or "")
         )

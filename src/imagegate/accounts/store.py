@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from imagegate.accounts.keys import hash_key, looks_like_key, new_key, visible_prefix
-from imagegate.db.models import Account, ApiKey, utcnow
+from imagegate.db.models import Account, ApiKey, Balance, utcnow
 from imagegate.errors import ConflictError, NotFoundError, ValidationError
 
 
@@ -23,6 +22,8 @@ class Principal:
     account_name: str
     key_id: str
     key_prefix: str
+    tier_pinned: str | None = None
+    paid_spend_micro: int = 0  # what decides the tier when none is pinned
 
 
 @dataclass(frozen=True)
@@ -93,18 +94,26 @@ async def authenticate(session: AsyncSession, key: str) -> Principal | None:
         return None
     row = (
         await session.execute(
-            select(ApiKey, Account)
+            select(ApiKey, Account, Balance.spent_paid_micro)
             .join(Account, Account.id == ApiKey.account_id)
+            .outerjoin(Balance, Balance.account_id == Account.id)
             .where(ApiKey.secret_hash == hash_key(key), ApiKey.revoked_at.is_(None))
         )
     ).first()
     if row is None:
         return None
-    record, account = row
+    record, account, spent = row
     return Principal(
-        account_id=account.id, account_name=account.name, key_id=record.id, key_prefix=record.prefix
+        tier_pinned=account.tier_pinned,
+        paid_spend_micro=int(spent or 0),
+        account_id=account.id,
+        account_name=account.name,
+        key_id=record.id,
+        key_prefix=record.prefix,
     )
 
 
-async def touch_key(session: AsyncSession, key_id: str, now: datetime) -> None:
-    await session.execute(update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=now))
+async def pin_tier(session: AsyncSession, account: Account, tier: str | None, known: list[str]) -> None:
+    if tier is not None and tier not in known:
+        raise ValidationError(f"tier must be one of: {', '.join(known)}", param="tier")
+    account.tier_pinned = tier

@@ -10,6 +10,8 @@ from fastapi import APIRouter, Depends, Request
 from imagegate.accounts import store
 from imagegate.api.deps import GatewayDep, json_body
 from imagegate.api.views import iso
+from imagegate.billing import ledger
+from imagegate.billing.money import usd_to_micro
 from imagegate.db.models import Account, ApiKey
 from imagegate.errors import AuthenticationError, NotFoundError, ValidationError
 
@@ -91,3 +93,49 @@ async def revoke_key(prefix: str, gw: GatewayDep) -> dict[str, Any]:
     async with gw.db.transaction() as session:
         key = await store.revoke_key(session, prefix)
     return key_view(key)
+
+
+@router.post("/accounts/{account}/credits", status_code=201)
+async def grant_credits(account: str, gw: GatewayDep, body: Body) -> dict[str, Any]:
+    """Add credits: ``{"usd": "5", "note": "...", "bonus": false}``."""
+    if "usd" not in body:
+        raise ValidationError("usd is required", param="usd")
+    amount = usd_to_micro(body["usd"])
+    note = body.get("note") if isinstance(body.get("note"), str) else None
+    async with gw.db.transaction() as session:
+        target = await store.get_account(session, account)
+        totals = await ledger.grant(
+            session, target.id, amount, gw.now(), bonus=bool(body.get("bonus")), note=note
+        )
+    return {"account_id": target.id, "granted_micro": amount, **totals_view(totals)}
+
+
+@router.get("/accounts/{account}/credits")
+async def show_credits(account: str, gw: GatewayDep) -> dict[str, Any]:
+    async with gw.db.sessions() as session:
+        target = await store.get_account(session, account)
+        totals = await ledger.totals(session, target.id)
+    return {"account_id": target.id, "tier_pinned": target.tier_pinned, **totals_view(totals)}
+
+
+@router.put("/accounts/{account}/tier")
+async def pin_tier(account: str, gw: GatewayDep, body: Body) -> dict[str, Any]:
+    """Pin a tier (``{"tier": "tier2"}``) or unpin it (``{"tier": null}``)."""
+    tier = body.get("tier")
+    if tier is not None and not isinstance(tier, str):
+        raise ValidationError("tier must be a tier name or null", param="tier")
+    async with gw.db.transaction() as session:
+        target = await store.get_account(session, account)
+        await store.pin_tier(session, target, tier, [t.name for t in gw.settings.tiers])
+    return {**account_view(target), "tier_pinned": target.tier_pinned}
+
+
+def totals_view(totals: ledger.Totals) -> dict[str, int]:
+    return {
+        "balance_micro": totals.balance_micro,
+        "paid_micro": totals.paid_micro,
+        "bonus_micro": totals.bonus_micro,
+        "held_micro": totals.held_micro,
+        "spent_paid_micro": totals.spent_paid_micro,
+        "spent_bonus_micro": totals.spent_bonus_micro,
+    }

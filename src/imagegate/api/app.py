@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from imagegate import __version__
-from imagegate.api import admin, catalog, errors, files, openai, runapi
+from imagegate.api import admin, billing, catalog, errors, files, openai, runapi
 from imagegate.gateway import Gateway
 from imagegate.queue import LocalQueue
 from imagegate.settings import Settings
@@ -48,5 +48,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(files.router)
     app.include_router(openai.router)
     app.include_router(admin.router)
+    app.include_router(billing.router)
     app.include_router(runapi.router)  # last: its /{service}/{id} patterns are the broadest
     return app

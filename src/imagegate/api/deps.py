@@ -11,10 +11,12 @@ from imagegate.accounts.store import Principal, authenticate
 from imagegate.errors import (
     AuthenticationError,
     PayloadTooLargeError,
+    RateLimitError,
     UnsupportedMediaTypeError,
     ValidationError,
 )
 from imagegate.gateway import Gateway
+from imagegate.limits import Decision
 
 MAX_JSON_BYTES_EXTRA = 1024 * 1024  # room beyond one image for the rest of a JSON body
 
@@ -89,3 +91,38 @@ async def json_body(request: Request, gw: GatewayDep) -> dict[str, Any]:
 
 
 JsonBody = Annotated[dict[str, Any], Depends(json_body)]
+
+
+async def _limit(request: Request, gw: Gateway, who: Principal, create: bool) -> Decision:
+    tier = gw.tier(who)
+    decision = await (gw.limiter.hit_create if create else gw.limiter.hit_read)(who.key_id, tier)
+    # The error handler and the routes both add these, so every answer of a limited route has them.
+    request.state.rate_headers = decision.headers()
+    if not decision.allowed:
+        per = "task creations" if create else "task reads"
+        raise RateLimitError(
+            f"Rate limit reached: {decision.limit} {per} per {gw.settings.rate_window_s} s on the {tier.name} "
+            f"tier. Retry after {decision.retry_after_s} s.",
+            headers=decision.headers(),
+            extra={"limit": "create" if create else "read", "tier": tier.name},
+        )
+    return decision
+
+
+async def limit_create(request: Request, gw: GatewayDep, who: PrincipalDep) -> Principal:
+    await _limit(request, gw, who, create=True)
+    return who
+
+
+async def limit_read(request: Request, gw: GatewayDep, who: PrincipalDep) -> Principal:
+    await _limit(request, gw, who, create=False)
+    return who
+
+
+CreatorDep = Annotated[Principal, Depends(limit_create)]
+ReaderDep = Annotated[Principal, Depends(limit_read)]
+
+
+def rate_headers(request: Request) -> dict[str, str]:
+    headers: dict[str, str] = getattr(request.state, "rate_headers", {})
+    return headers

@@ -61,8 +61,11 @@ def _validation_message(exc: RequestValidationError) -> tuple[str, str | None]:
 
 def install(app: FastAPI) -> None:
     @app.exception_handler(GatewayError)
-    async def _gateway(_: Request, exc: GatewayError) -> JSONResponse:
-        return error_response(exc)
+    async def _gateway(request: Request, exc: GatewayError) -> JSONResponse:
+        response = error_response(exc)
+        for name, value in getattr(request.state, "rate_headers", {}).items():
+            response.headers.setdefault(name, value)
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -74,7 +77,10 @@ def install(app: FastAPI) -> None:
         if exc.status_code == 404:
             return error_response(NotFoundError("No such route."))
         if exc.status_code == 405:
-            error = ValidationError("Method not allowed on this route.")
+            allow = (exc.headers or {}).get("Allow", "")
+            error = ValidationError(
+                f"Method not allowed on this route; allowed: {allow}.", headers=exc.headers
+            )
             error.status_code = 405
             return error_response(error)
         if exc.status_code == 413:

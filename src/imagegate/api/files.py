@@ -71,13 +71,13 @@ async def create_file(
 ) -> dict[str, Any]:
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("multipart/form-data"):
-        form = await request.form(max_files=1)
-        part = form.get("file")
-        if not isinstance(part, UploadFile):
-            raise ValidationError("multipart field 'file' is required", param="file")
-        data = await read_upload(gw, part, "file")
-        name_field = form.get("file_name")
-        file_name = name_field if isinstance(name_field, str) else part.filename
+        async with request.form(max_files=1) as form:  # closes the spooled temp files
+            part = form.get("file")
+            if not isinstance(part, UploadFile):
+                raise ValidationError("multipart field 'file' is required", param="file")
+            data = await read_upload(gw, part, "file")
+            name_field = form.get("file_name")
+            file_name = name_field if isinstance(name_field, str) else part.filename
     else:
         data, file_name = await _from_json(request, gw)
     upload = await inputs.check_upload(gw, data, "file", file_name)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import time
 from typing import Any
 
@@ -15,8 +16,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from starlette.datastructures import FormData, UploadFile
 
-from imagegate.api.deps import BaseUrlDep, GatewayDep, PrincipalDep, json_body
+from imagegate.api.deps import BaseUrlDep, CreatorDep, GatewayDep, json_body, rate_headers
 from imagegate.api.files import read_upload
+from imagegate.api.runapi import check_client_request_id
 from imagegate.api.views import image_url, task_headers
 from imagegate.catalog import ActionName, ModelSpec
 from imagegate.catalog.contract import validate
@@ -30,7 +32,7 @@ from imagegate.errors import (
     ValidationError,
 )
 from imagegate.gateway import Gateway
-from imagegate.tasks import service, store
+from imagegate.tasks import idempotency, service, store
 from imagegate.tasks.inputs import Upload, check_upload
 from imagegate.tasks.service import Submission
 from imagegate.tasks.status import TaskStatus
@@ -88,7 +90,11 @@ def _submission(gw: Gateway, params: dict[str, Any], action: ActionName) -> Subm
     name = params.get("model") or gw.settings.openai_default_model
     if not isinstance(name, str):
         raise ValidationError("model must be a string", param="model")
-    model: ModelSpec = gw.catalog.model(name)
+    found = gw.catalog.find(name)
+    if found is None:
+        choices = ", ".join(gw.catalog.models)
+        raise ValidationError(f"The model {name!r} does not exist; use one of: {choices}", param="model")
+    model: ModelSpec = found
     if action not in model.actions:
         raise ValidationError(f"{model.id} cannot edit images.", param="model")
     prompt = params.get("prompt")
@@ -201,15 +207,20 @@ async def _respond(gw: Gateway, task: Task, sub: Submission, base: str, response
 async def _run(
     request: Request, gw: Gateway, who: Any, sub: Submission, base: str, response_format: str
 ) -> JSONResponse:
-    task = await service.submit(gw, who, sub, request.app.state.queue.enqueue)
-    done = await _wait(gw, task.id, who.account_id)
-    return await _respond(gw, done, sub, base, response_format)
+    sub.idempotency_key = idempotency.check_key(request.headers.get("idempotency-key"))
+    sub.client_request_id = check_client_request_id(request.headers.get("x-client-request-id"))
+    result = await service.submit(gw, who, sub, request.app.state.queue.enqueue)
+    done = await _wait(gw, result.task.id, who.account_id)
+    response = await _respond(gw, done, sub, base, response_format)
+    response.headers.update(rate_headers(request))
+    return response
 
 
 @router.post("/generations")
-async def generations(request: Request, gw: GatewayDep, who: PrincipalDep, base: BaseUrlDep) -> JSONResponse:
+async def generations(request: Request, gw: GatewayDep, who: CreatorDep, base: BaseUrlDep) -> JSONResponse:
     params = await json_body(request, gw)
     sub = _submission(gw, params, ActionName.TEXT_TO_IMAGE)
+    sub.fingerprint = {"face": "openai", "action": "generations", "body": params}
     return await _run(request, gw, who, sub, base, _enum(params, "response_format", "b64_json"))
 
 
@@ -243,7 +254,7 @@ def _dimensions(data: bytes) -> tuple[int, int]:
 
 
 @router.post("/edits")
-async def edits(request: Request, gw: GatewayDep, who: PrincipalDep, base: BaseUrlDep) -> JSONResponse:
+async def edits(request: Request, gw: GatewayDep, who: CreatorDep, base: BaseUrlDep) -> JSONResponse:
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
         raise ValidationError("Send edits as multipart/form-data with image and prompt fields.")
     form = await request.form(max_files=MAX_EDIT_IMAGES + 2)
@@ -260,6 +271,12 @@ async def edits(request: Request, gw: GatewayDep, who: PrincipalDep, base: BaseU
             for i, part in enumerate(parts)
         ]
         sub.uploads = uploads
+        sub.fingerprint = {
+            "face": "openai",
+            "action": "edits",
+            "fields": sorted(fields.items()),
+            "images": [hashlib.sha256(u.data).hexdigest() for u in uploads],
+        }
         sub.mask = await _mask(gw, form, uploads[0])
     finally:
         await form.close()

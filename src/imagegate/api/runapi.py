@@ -8,12 +8,22 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse
 
-from imagegate.api.deps import BaseUrlDep, GatewayDep, JsonBody, PrincipalDep
+from imagegate.api.deps import (
+    BaseUrlDep,
+    CreatorDep,
+    GatewayDep,
+    JsonBody,
+    PrincipalDep,
+    ReaderDep,
+    rate_headers,
+)
 from imagegate.api.views import task_headers, task_view
 from imagegate.catalog import ActionName
 from imagegate.catalog.contract import validate
+from imagegate.db.models import Task
 from imagegate.errors import NotFoundError, ValidationError
-from imagegate.tasks import service, store
+from imagegate.gateway import Gateway
+from imagegate.tasks import idempotency, service, store
 from imagegate.tasks.service import Submission
 from imagegate.tasks.status import TaskStatus
 
@@ -22,8 +32,11 @@ router = APIRouter(prefix="/api/v1", tags=["runapi"])
 _UUID = re.compile(r"^[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}$")
 _PRINTABLE = re.compile(r"^[\x20-\x7e]{1,512}$")
 
+ClientRequestId = Annotated[str | None, Header(alias="X-Client-Request-Id")]
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key")]
 
-def _check_client_request_id(value: str | None) -> str | None:
+
+def check_client_request_id(value: str | None) -> str | None:
     if value is not None and not _PRINTABLE.match(value):
         raise ValidationError(
             "X-Client-Request-Id must be 1-512 printable ASCII characters", param="X-Client-Request-Id"
@@ -31,15 +44,20 @@ def _check_client_request_id(value: str | None) -> str | None:
     return value
 
 
+def _answer(request: Request, gw: Gateway, task: Task, base: str, body: dict[str, Any]) -> JSONResponse:
+    return JSONResponse(body, headers={**rate_headers(request), **task_headers(gw, task, base)})
+
+
 async def _create(
     request: Request,
-    gw: GatewayDep,
-    who: PrincipalDep,
-    base: BaseUrlDep,
+    gw: Gateway,
+    who: Any,
+    base: str,
     body: dict[str, Any],
     service_slug: str,
     action: ActionName,
     client_request_id: str | None,
+    idempotency_key: str | None,
 ) -> JSONResponse:
     model = gw.catalog.model_for_service(service_slug, body.get("model"))
     if action not in model.actions:
@@ -52,17 +70,22 @@ async def _create(
         params={k: v for k, v in params.items() if k not in ("source_image_urls", "callback_url")},
         source_urls=list(params.get("source_image_urls", [])),
         callback_url=params.get("callback_url"),
-        client_request_id=_check_client_request_id(client_request_id),
+        client_request_id=check_client_request_id(client_request_id),
+        idempotency_key=idempotency.check_key(idempotency_key),
+        fingerprint={"face": "runapi", "service": service_slug, "action": action.value, "body": body},
     )
-    task = await service.submit(gw, who, submission, request.app.state.queue.enqueue)
-    return JSONResponse(
-        {"id": task.id, "status": task.status, "model": task.model, "model_served": task.model_served},
-        status_code=200,
-        headers=task_headers(gw, task, base),
-    )
-
-
-ClientRequestId = Annotated[str | None, Header(alias="X-Client-Request-Id")]
+    result = await service.submit(gw, who, submission, request.app.state.queue.enqueue)
+    task = result.task
+    answer: dict[str, Any] = {
+        "id": task.id,
+        "status": task.status,
+        "model": task.model,
+        "model_served": task.model_served,
+        "billing": task_view(gw, task, base)["billing"],
+    }
+    if result.replayed:
+        answer["task_replayed"] = True
+    return _answer(request, gw, task, base, answer)
 
 
 @router.post("/{service_slug}/text_to_image")
@@ -70,13 +93,22 @@ async def text_to_image(
     request: Request,
     service_slug: str,
     gw: GatewayDep,
-    who: PrincipalDep,
+    who: CreatorDep,
     base: BaseUrlDep,
     body: JsonBody,
     client_request_id: ClientRequestId = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
     return await _create(
-        request, gw, who, base, body, service_slug, ActionName.TEXT_TO_IMAGE, client_request_id
+        request,
+        gw,
+        who,
+        base,
+        body,
+        service_slug,
+        ActionName.TEXT_TO_IMAGE,
+        client_request_id,
+        idempotency_key,
     )
 
 
@@ -85,12 +117,15 @@ async def edit_image(
     request: Request,
     service_slug: str,
     gw: GatewayDep,
-    who: PrincipalDep,
+    who: CreatorDep,
     base: BaseUrlDep,
     body: JsonBody,
     client_request_id: ClientRequestId = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
-    return await _create(request, gw, who, base, body, service_slug, ActionName.EDIT_IMAGE, client_request_id)
+    return await _create(
+        request, gw, who, base, body, service_slug, ActionName.EDIT_IMAGE, client_request_id, idempotency_key
+    )
 
 
 def _task_id(value: str) -> str:
@@ -100,39 +135,43 @@ def _task_id(value: str) -> str:
 
 
 async def _read(
-    gw: GatewayDep, who: PrincipalDep, base: str, task_id: str, service_slug: str | None = None
+    request: Request, gw: Gateway, who: Any, base: str, task_id: str, service_slug: str | None = None
 ) -> JSONResponse:
     async with gw.db.sessions() as session:
         task = await store.get_for_account(session, who.account_id, _task_id(task_id))
     if service_slug is not None and task.service != service_slug:
         raise NotFoundError(f"No task {task_id!r} under {service_slug}.", param="id")
-    return JSONResponse(task_view(gw, task, base), headers=task_headers(gw, task, base))
+    return _answer(request, gw, task, base, task_view(gw, task, base))
 
 
 @router.get("/tasks")
 async def list_tasks(
+    request: Request,
     gw: GatewayDep,
-    who: PrincipalDep,
+    who: ReaderDep,
     base: BaseUrlDep,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     after: str | None = None,
     status: TaskStatus | None = None,
-) -> dict[str, Any]:
+) -> JSONResponse:
     async with gw.db.sessions() as session:
         tasks, has_more = await store.list_for_account(
             session, who.account_id, limit=limit, after=after, status=status
         )
-    return {
+    body = {
         "object": "list",
         "data": [task_view(gw, task, base) for task in tasks],
         "has_more": has_more,
         "next_cursor": store.encode_cursor(tasks[-1]) if has_more and tasks else None,
     }
+    return JSONResponse(body, headers=rate_headers(request))
 
 
 @router.get("/tasks/{task_id}")
-async def get_task(task_id: str, gw: GatewayDep, who: PrincipalDep, base: BaseUrlDep) -> JSONResponse:
-    return await _read(gw, who, base, task_id)
+async def get_task(
+    request: Request, task_id: str, gw: GatewayDep, who: ReaderDep, base: BaseUrlDep
+) -> JSONResponse:
+    return await _read(request, gw, who, base, task_id)
 
 
 @router.post("/tasks/{task_id}/cancel")
@@ -141,30 +180,50 @@ async def cancel_task(
 ) -> JSONResponse:
     task = await service.cancel(gw, who, _task_id(task_id))
     request.app.state.queue.cancel_running(task.id)
-    return JSONResponse(task_view(gw, task, base), headers=task_headers(gw, task, base))
+    return _answer(request, gw, task, base, task_view(gw, task, base))
 
 
 @router.get("/me")
 async def me(gw: GatewayDep, who: PrincipalDep) -> dict[str, Any]:
+    tier = gw.tier(who)
     return {
         "id": who.account_id,
         "name": who.account_name,
         "account": {"id": who.account_id, "name": who.account_name},
         "api_key": {"id": who.key_id, "prefix": who.key_prefix},
+        "tier": {
+            "name": tier.name,
+            "pinned": who.tier_pinned is not None,
+            "creates_per_minute": tier.creates_per_minute,
+            "reads_per_minute": tier.reads_per_minute,
+            "max_concurrent": tier.max_concurrent,
+        },
     }
 
 
 @router.get("/{service_slug}/{action}/{task_id}")
 async def get_task_by_action(
-    service_slug: str, action: str, task_id: str, gw: GatewayDep, who: PrincipalDep, base: BaseUrlDep
+    request: Request,
+    service_slug: str,
+    action: str,
+    task_id: str,
+    gw: GatewayDep,
+    who: ReaderDep,
+    base: BaseUrlDep,
 ) -> JSONResponse:
     if action not in set(ActionName):
         raise NotFoundError(f"No action {action!r}.", param="action")
-    return await _read(gw, who, base, task_id, service_slug)
+    return await _read(request, gw, who, base, task_id, service_slug)
 
 
 @router.get("/{service_slug}/{task_id}")
 async def get_task_by_service(
-    service_slug: str, task_id: str, gw: GatewayDep, who: PrincipalDep, base: BaseUrlDep
+    request: Request, service_slug: str, task_id: str, gw: GatewayDep, who: ReaderDep, base: BaseUrlDep
 ) -> JSONResponse:
-    return await _read(gw, who, base, task_id, service_slug)
+    return await _read(request, gw, who, base, task_id, service_slug)
+
+
+@router.post("/{service_slug}/{action}", include_in_schema=False)
+async def unknown_action(service_slug: str, action: str, gw: GatewayDep) -> None:
+    gw.catalog.line_for_service(service_slug)  # an unknown service is named as such
+    raise NotFoundError(f"No action {action!r}; actions are text_to_image and edit_image.", param="action")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from imagegate.billing.money import micro_to_cents
 from imagegate.catalog.lifecycle import deprecation_headers
 from imagegate.db.models import Task
 from imagegate.gateway import Gateway
@@ -48,6 +49,22 @@ def task_view(gw: Gateway, task: Task, base_url: str) -> dict[str, Any]:
         "completed_at": iso(task.completed_at),
         "outputs_expire_at": iso(task.outputs_expire_at),
         "outputs_deleted": task.outputs_deleted_at is not None,
+        "billing": billing_view(task),
+    }
+
+
+def billing_view(task: Task) -> dict[str, Any]:
+    """RunAPI's billing object: what was reserved, what was charged, what was refunded."""
+    return {
+        "reservation": {"amount_cents": micro_to_cents(task.charge_micro), "amount_micro": task.charge_micro},
+        "settlement": (
+            {"charged_amount_cents": micro_to_cents(task.charge_micro), "amount_micro": task.charge_micro}
+            if task.hold_state == "captured"
+            else None
+        ),
+        "refund": {"refunded_at": iso(task.refunded_at)} if task.hold_state == "released" else None,
+        "free_call": task.free_call,
+        "list_price_micro": task.price_micro,
     }
 
 

@@ -5,7 +5,21 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text, TypeDecorator
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    false,
+)
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -42,6 +56,7 @@ class Account(Base):
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
+    tier_pinned: Mapped[str | None] = mapped_column(String(64))  # None: by paid spend
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -85,6 +100,16 @@ class Task(Base):
     error_code: Mapped[str | None] = mapped_column(String(64))
     callback_url: Mapped[str | None] = mapped_column(Text)
     client_request_id: Mapped[str | None] = mapped_column(String(512))
+    idempotency_key: Mapped[str | None] = mapped_column(String(512))
+    # Billing: the price held at creation (the requested variant's, even when a successor runs).
+    price_micro: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")  # list price
+    charge_micro: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")  # held: 0 if free
+    hold_bonus_micro: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    free_call: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # held | captured | released; "none" for tasks from before billing existed.
+    hold_state: Mapped[str] = mapped_column(String(16), default="held", server_default="none")
+    settled_at: Mapped[datetime | None]
+    refunded_at: Mapped[datetime | None]
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     lease_until: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -108,3 +133,62 @@ class StoredFile(Base):
     size_bytes: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class Balance(Base):
+    """Running totals of an account's ledger, so a balance reads in O(1); rebuildable from it."""
+
+    __tablename__ = "balances"
+    __table_args__ = (
+        CheckConstraint("paid_micro >= 0", name="paid_not_negative"),
+        CheckConstraint("bonus_micro >= 0", name="bonus_not_negative"),
+        CheckConstraint("held_micro >= 0", name="held_not_negative"),
+    )
+
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True)
+    paid_micro: Mapped[int] = mapped_column(BigInteger, default=0)  # spendable, bought
+    bonus_micro: Mapped[int] = mapped_column(BigInteger, default=0)  # spendable, granted free
+    held_micro: Mapped[int] = mapped_column(BigInteger, default=0)  # reserved by running tasks
+    spent_paid_micro: Mapped[int] = mapped_column(BigInteger, default=0)
+    spent_bonus_micro: Mapped[int] = mapped_column(BigInteger, default=0)
+    version: Mapped[int] = mapped_column(BigInteger, default=0)  # bumped to take the row lock
+
+
+class LedgerEntry(Base):
+    """Append-only. Amounts are non-negative; the kind says which way money moves."""
+
+    __tablename__ = "ledger_entries"
+    __table_args__ = (
+        UniqueConstraint("task_id", "kind", name="one_entry_per_task_and_kind"),
+        CheckConstraint("amount_micro >= 0 AND bonus_micro >= 0 AND bonus_micro <= amount_micro"),
+        Index("ix_ledger_account_created", "account_id", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(16))  # grant | hold | capture | release
+    amount_micro: Mapped[int] = mapped_column(BigInteger)
+    bonus_micro: Mapped[int] = mapped_column(BigInteger, default=0)  # the part in the bonus bucket
+    task_id: Mapped[str | None] = mapped_column(String(36))
+    note: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class FreeCallUsage(Base):
+    __tablename__ = "free_call_usage"
+
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True)
+    variant: Mapped[str] = mapped_column(String(160), primary_key=True)
+    used: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class IdempotencyRecord(Base):
+    """One row per (account, Idempotency-Key): the unique key is what makes replays safe."""
+
+    __tablename__ = "idempotency_keys"
+
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(512), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    task_id: Mapped[str] = mapped_column(String(36))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)

@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import os
 import secrets
+import tempfile
 from pathlib import Path
 from urllib.parse import parse_qs, quote, urlsplit
 
@@ -21,15 +22,17 @@ def load_or_create_secret(path: Path) -> bytes:
     if path.exists():
         return base64.b64decode(path.read_text().strip())
     path.parent.mkdir(parents=True, exist_ok=True)
-    secret = secrets.token_bytes(32)
-    # O_EXCL: two processes starting at once agree on whichever wrote first.
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return base64.b64decode(path.read_text().strip())
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".signing-")
     with os.fdopen(fd, "w") as handle:
-        handle.write(base64.b64encode(secret).decode())
-    return secret
+        handle.write(base64.b64encode(secrets.token_bytes(32)).decode())
+    # link() publishes the complete file or fails if another process won: all agree on one key.
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        pass
+    finally:
+        os.unlink(tmp)
+    return base64.b64decode(path.read_text().strip())
 
 
 class UrlSigner:

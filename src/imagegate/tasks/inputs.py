@@ -54,6 +54,31 @@ async def check_upload(gw: Gateway, data: bytes, param: str, file_name: str | No
     return Upload(data=data, content_type=info.content_type, file_name=file_name)
 
 
+async def put_bytes(gw: Gateway, upload: Upload) -> str:
+    """Store input bytes under a new key. Done before the task's transaction, which stays short."""
+    key = f"inputs/{uuid.uuid4()}.{EXTENSIONS.get(upload.content_type, 'bin')}"
+    await gw.storage.put(key, upload.data, upload.content_type)
+    return key
+
+
+def file_record(
+    gw: Gateway, account_id: str, upload: Upload, key: str, *, task_id: str | None, ttl: timedelta
+) -> StoredFile:
+    """The row that gets ``key`` deleted on time (when its task ends, or at ``ttl``)."""
+    now = gw.now()
+    return StoredFile(
+        id=str(uuid.uuid4()),
+        account_id=account_id,
+        task_id=task_id,
+        key=key,
+        file_name=upload.file_name,
+        mime_type=upload.content_type,
+        size_bytes=len(upload.data),
+        created_at=now,
+        expires_at=now + ttl,
+    )
+
+
 async def hold(
     gw: Gateway,
     session: AsyncSession,
@@ -64,21 +89,7 @@ async def hold(
     ttl: timedelta,
 ) -> StoredFile:
     """Put input bytes in storage and record them so they are deleted on time."""
-    file_id = str(uuid.uuid4())
-    key = f"inputs/{file_id}.{EXTENSIONS.get(upload.content_type, 'bin')}"
-    await gw.storage.put(key, upload.data, upload.content_type)
-    now = gw.now()
-    record = StoredFile(
-        id=file_id,
-        account_id=account_id,
-        task_id=task_id,
-        key=key,
-        file_name=upload.file_name,
-        mime_type=upload.content_type,
-        size_bytes=len(upload.data),
-        created_at=now,
-        expires_at=now + ttl,
-    )
+    record = file_record(gw, account_id, upload, await put_bytes(gw, upload), task_id=task_id, ttl=ttl)
     session.add(record)
     return record
 

@@ -12,14 +12,18 @@ import contextlib
 import logging
 import uuid
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from imagegate.accounts.store import Principal
+from imagegate.billing import free_calls, ledger
+from imagegate.billing.pricing import call_price_micro
 from imagegate.catalog import ActionName, ModelSpec
 from imagegate.catalog.lifecycle import resolve
-from imagegate.db.models import Task
-from imagegate.errors import ConflictError, GatewayError
+from imagegate.db.models import StoredFile, Task
+from imagegate.errors import ConflictError, GatewayError, RateLimitError
 from imagegate.gateway import Gateway
 from imagegate.providers.base import (
     CONTENT_TYPES,
@@ -31,7 +35,7 @@ from imagegate.providers.base import (
     Usage,
 )
 from imagegate.storage.media import EXTENSIONS
-from imagegate.tasks import inputs, store
+from imagegate.tasks import idempotency, inputs, store
 from imagegate.tasks.inputs import Upload
 from imagegate.tasks.status import TaskStatus
 
@@ -64,24 +68,63 @@ class Submission:
     partial_images: int = 0
     callback_url: str | None = None
     client_request_id: str | None = None
+    idempotency_key: str | None = None
+    fingerprint: dict[str, Any] = field(default_factory=dict)  # what "the same body" means for replays
 
 
-async def submit(gw: Gateway, who: Principal, sub: Submission, enqueue: Enqueue) -> Task:
+@dataclass(frozen=True)
+class Submitted:
+    task: Task
+    replayed: bool  # an Idempotency-Key matched: the original task, nothing charged again
+
+
+async def _prepare_inputs(
+    gw: Gateway, who: Principal, sub: Submission, task_id: str
+) -> tuple[list[dict[str, Any]], list[StoredFile]]:
+    """Source references for the task, and rows for the bytes stored on its behalf."""
+    ttl = timedelta(seconds=gw.settings.task_timeout_s * gw.settings.max_attempts) + INPUT_GRACE
+    records: list[StoredFile] = []
+
+    async def keep(upload: Upload) -> str:
+        key = await inputs.put_bytes(gw, upload)
+        records.append(inputs.file_record(gw, who.account_id, upload, key, task_id=task_id, ttl=ttl))
+        return key
+
+    refs: list[dict[str, Any]] = []
+    try:
+        for upload in sub.uploads:
+            refs.append({"kind": "storage", "key": await keep(upload)})
+        for index, url in enumerate(sub.source_urls):
+            ref = await inputs.classify(gw, url, f"source_image_urls[{index}]")
+            refs.append({"kind": "storage", "key": await keep(ref)} if isinstance(ref, Upload) else ref)
+        if sub.mask is not None:
+            refs.append({"kind": "storage", "key": await keep(sub.mask), "role": "mask"})
+    except BaseException:
+        await _delete_keys(gw, [r.key for r in records])
+        raise
+    return refs, records
+
+
+async def _delete_keys(gw: Gateway, keys: list[str]) -> None:
+    for key in keys:
+        with contextlib.suppress(Exception):
+            await gw.storage.delete(key)
+
+
+async def submit(gw: Gateway, who: Principal, sub: Submission, enqueue: Enqueue) -> Submitted:
+    """Validate lifecycle, check limits, hold the price (or a free call) and store the task.
+
+    Everything that decides whether the task exists happens in one transaction that holds
+    the account's balance row: idempotency, the concurrency limit, the free call or the
+    hold, the row itself. A refusal (402, 409, 429) leaves no task, no hold, no files.
+    """
     served = resolve(gw.catalog, sub.model, sub.params, gw.today(), gw.settings.retired_models)
     variant = gw.catalog.variant(sub.model, sub.action)
     width, height = sub.size or served.model.render.size_for(served.params)
+    tier = gw.tier(who)
     task_id = str(uuid.uuid4())
-    refs: list[dict[str, Any]] = []
-    held: list[Upload] = list(sub.uploads)
-    for index, url in enumerate(sub.source_urls):
-        ref = await inputs.classify(gw, url, f"source_image_urls[{index}]")
-        if isinstance(ref, Upload):
-            refs.append({"kind": "held", "index": len(held)})
-            held.append(ref)
-        else:
-            refs.append(ref)
+    refs, records = await _prepare_inputs(gw, who, sub, task_id)
     now = gw.now()
-    ttl = timedelta(seconds=gw.settings.task_timeout_s * gw.settings.max_attempts) + INPUT_GRACE
     render = {
         "width": width,
         "height": height,
@@ -93,52 +136,83 @@ async def submit(gw: Gateway, who: Principal, sub: Submission, enqueue: Enqueue)
         "partial_images": sub.partial_images,
         "params": served.params,
     }
-    async with gw.db.transaction() as session:
-        records = [
-            await inputs.hold(gw, session, who.account_id, upload, task_id=task_id, ttl=ttl)
-            for upload in held
-        ]
-        source_refs = [{"kind": "storage", "key": records[i].key} for i in range(len(sub.uploads))]
-        for ref in refs:
-            source_refs.append(
-                {"kind": "storage", "key": records[ref["index"]].key} if ref["kind"] == "held" else ref
+    # The requested variant's price, even when a successor serves it.
+    price = call_price_micro(sub.model, sub.params, sub.n)
+    try:
+        async with gw.db.transaction() as session:
+            balance = await ledger.lock(session, who.account_id)
+            if sub.idempotency_key is not None:
+                digest = idempotency.request_hash(sub.fingerprint)
+                original = await idempotency.claim(
+                    session, who.account_id, sub.idempotency_key, digest, task_id, now
+                )
+                if original is not None:
+                    replay = await store.get_for_account(session, who.account_id, original)
+                    await _delete_keys(gw, [r.key for r in records])
+                    return Submitted(task=replay, replayed=True)
+            active = await store.count_active(session, who.account_id)
+            if active >= tier.max_concurrent:
+                raise RateLimitError(
+                    f"{active} tasks are already pending or processing; the {tier.name} tier allows "
+                    f"{tier.max_concurrent} at a time. Retry when one ends.",
+                    headers={"Retry-After": "1"},
+                    extra={"limit": "concurrency", "tier": tier.name},
+                )
+            free = await free_calls.claim(
+                session, who.account_id, variant.name, gw.settings.free_calls_per_variant
             )
-        if sub.mask is not None:
-            mask_record = await inputs.hold(gw, session, who.account_id, sub.mask, task_id=task_id, ttl=ttl)
-            source_refs.append({"kind": "storage", "key": mask_record.key, "role": "mask"})
-        task = Task(
-            id=task_id,
-            account_id=who.account_id,
-            api_key_id=who.key_id,
-            face=sub.face,
-            service=gw.catalog.line_of(sub.model).service,
-            action=sub.action.value,
-            model=sub.model.id,
-            model_served=served.model.id,
-            variant=variant.name,
-            provider=gw.provider_name(served.model),
-            status=TaskStatus.PENDING,
-            params=sub.params,
-            render=render,
-            inputs=source_refs,
-            images=[],
-            callback_url=sub.callback_url,
-            client_request_id=sub.client_request_id,
-            attempts=0,
-            created_at=now,
-        )
-        session.add(task)
+            task = Task(
+                id=task_id,
+                account_id=who.account_id,
+                api_key_id=who.key_id,
+                face=sub.face,
+                service=gw.catalog.line_of(sub.model).service,
+                action=sub.action.value,
+                model=sub.model.id,
+                model_served=served.model.id,
+                variant=variant.name,
+                provider=gw.provider_name(served.model),
+                status=TaskStatus.PENDING,
+                params=sub.params,
+                render=render,
+                inputs=refs,
+                images=[],
+                callback_url=sub.callback_url,
+                client_request_id=sub.client_request_id,
+                idempotency_key=sub.idempotency_key,
+                price_micro=price,
+                charge_micro=0 if free else price,
+                free_call=free,
+                attempts=0,
+                created_at=now,
+            )
+            await ledger.hold(session, balance, task, now)
+            session.add(task)
+            session.add_all(records)
+    except BaseException:
+        await _delete_keys(gw, [r.key for r in records])
+        raise
     enqueue(task.id)
-    return task
+    return Submitted(task=task, replayed=False)
+
+
+async def _settle(session: AsyncSession, task: Task, status: TaskStatus, now: datetime) -> None:
+    """End a task's hold: completed is charged, anything else is not (and its free call returns)."""
+    if status is TaskStatus.COMPLETED:
+        await ledger.capture(session, task, now)
+    elif await ledger.release(session, task, now) and task.free_call:
+        await free_calls.give_back(session, task.account_id, task.variant)
 
 
 async def cancel(gw: Gateway, who: Principal, task_id: str) -> Task:
     async with gw.db.transaction() as session:
         task = await store.get_for_account(session, who.account_id, task_id)
-        if not await store.cancel(session, task, gw.now()):
+        now = gw.now()
+        if not await store.cancel(session, task, now):
             raise ConflictError(
                 f"Task {task_id} is already {task.status}; only pending or processing tasks can be canceled."
             )
+        await _settle(session, task, TaskStatus.CANCELED, now)
     async with gw.db.transaction() as session:
         task = await store.get_for_account(session, who.account_id, task_id)
     await _drop_inputs(gw, task_id)
@@ -246,8 +320,11 @@ async def run(gw: Gateway, task_id: str) -> bool:
 
 
 async def _conclude(gw: Gateway, task: Task, status: TaskStatus, values: dict[str, Any]) -> None:
+    now = gw.now()
     async with gw.db.transaction() as session:
-        finished = await store.finish(session, task.id, status, {"completed_at": gw.now(), **values})
+        finished = await store.finish(session, task.id, status, {"completed_at": now, **values})
+        if finished:
+            await _settle(session, task, status, now)
     if not finished and status is TaskStatus.COMPLETED:
         # Canceled while running: its outputs must not outlive it.
         for image in values.get("images", []):
@@ -276,16 +353,26 @@ async def recover(gw: Gateway, *, all_processing: bool) -> list[str]:
                 await store.release_lease(session, task.id, now)
                 to_run.append(task.id)
             else:
-                await store.finish(
-                    session,
-                    task.id,
-                    TaskStatus.FAILED,
-                    {
-                        "completed_at": now,
-                        "error": "the worker running this task stopped",
-                        "error_code": "worker_lost",
-                    },
-                )
+                values = {
+                    "completed_at": now,
+                    "error": "the worker running this task stopped",
+                    "error_code": "worker_lost",
+                }
+                if await store.finish(session, task.id, TaskStatus.FAILED, values):
+                    await _settle(session, task, TaskStatus.FAILED, now)
+                    failed.append(task.id)
+        # Holds older than any task may live: the task is failed and the hold released.
+        deadline = (
+            now - timedelta(seconds=gw.settings.task_timeout_s * gw.settings.max_attempts) - INPUT_GRACE
+        )
+        for task in await store.active_before(session, deadline):
+            values = {
+                "completed_at": now,
+                "error": "the task did not finish in time",
+                "error_code": "timeout",
+            }
+            if await store.fail_active(session, task.id, values):
+                await _settle(session, task, TaskStatus.FAILED, now)
                 failed.append(task.id)
         if all_processing:  # start-up: nothing is queued in this process yet
             to_run.extend(await store.pending_ids(session))

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from imagegate.db.models import StoredFile, Task
@@ -100,6 +100,28 @@ async def cancel(session: AsyncSession, task: Task, now: datetime) -> bool:
         update(Task)
         .where(Task.id == task.id, Task.status.in_(ACTIVE))
         .values(status=TaskStatus.CANCELED, completed_at=now, lease_until=None)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
+async def count_active(session: AsyncSession, account_id: str) -> int:
+    total = await session.scalar(
+        select(func.count()).select_from(Task).where(Task.account_id == account_id, Task.status.in_(ACTIVE))
+    )
+    return int(total or 0)
+
+
+async def active_before(session: AsyncSession, created_before: datetime) -> Sequence[Task]:
+    query = select(Task).where(Task.status.in_(ACTIVE), Task.created_at < created_before)
+    return list(await session.scalars(query))
+
+
+async def fail_active(session: AsyncSession, task_id: str, values: dict[str, Any]) -> bool:
+    result = await session.execute(
+        update(Task)
+        .where(Task.id == task_id, Task.status.in_(ACTIVE))
+        .values(status=TaskStatus.FAILED, lease_until=None, **values)
         .execution_options(synchronize_session=False)
     )
     return bool(result.rowcount == 1)  # type: ignore[attr-defined]

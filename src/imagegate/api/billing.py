@@ -1,0 +1,99 @@
+"""Credits and prices: balance, usage, price schedules and quotes."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import JSONResponse
+
+from imagegate.api.deps import GatewayDep, JsonBody, PrincipalDep
+from imagegate.billing import free_calls, ledger, pricing, usage
+from imagegate.billing.money import micro_to_cents
+from imagegate.errors import ValidationError
+
+router = APIRouter(prefix="/api/v1", tags=["billing"])
+
+MAX_USAGE_DAYS = 366
+
+
+@router.get("/me/balance")
+async def balance(gw: GatewayDep, who: PrincipalDep) -> dict[str, Any]:
+    today = datetime.combine(gw.today(), time(), tzinfo=UTC)
+    async with gw.db.sessions() as session:
+        totals = await ledger.totals(session, who.account_id)
+        spent_today = await ledger.spent_since(session, who.account_id, today)
+        used = await free_calls.used(session, who.account_id)
+    allowance = gw.settings.free_calls_per_variant
+    spent_total = totals.spent_paid_micro + totals.spent_bonus_micro
+    return {
+        "balance_cents": micro_to_cents(totals.balance_micro),
+        "paid_balance_cents": micro_to_cents(totals.paid_micro),
+        "bonus_balance_cents": micro_to_cents(totals.bonus_micro),
+        "held_cents": micro_to_cents(totals.held_micro),
+        "spent_cents_today": micro_to_cents(spent_today),
+        "spent_cents_total": micro_to_cents(spent_total),
+        "balance_micro": totals.balance_micro,
+        "paid_balance_micro": totals.paid_micro,
+        "bonus_balance_micro": totals.bonus_micro,
+        "held_micro": totals.held_micro,
+        "spent_micro_today": spent_today,
+        "spent_micro_total": spent_total,
+        "paid_spent_micro_total": totals.spent_paid_micro,
+        "tier": gw.tier(who).name,
+        "free_calls": {
+            "per_variant": allowance,
+            "left": {v.name: max(0, allowance - used.get(v.name, 0)) for v in gw.catalog.variants()},
+        },
+    }
+
+
+def _day(value: str | None, default: date, name: str) -> date:
+    if value is None:
+        return default
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise ValidationError(f"{name} must be a date like 2026-11-25", param=name) from None
+
+
+@router.get("/me/usage")
+async def usage_report(
+    gw: GatewayDep,
+    who: PrincipalDep,
+    from_: Annotated[str | None, Query(alias="from")] = None,
+    to: str | None = None,
+) -> dict[str, Any]:
+    end = _day(to, gw.today(), "to")
+    start = _day(from_, end - timedelta(days=29), "from")
+    if start > end:
+        raise ValidationError("from must not be after to", param="from")
+    if (end - start).days >= MAX_USAGE_DAYS:
+        raise ValidationError(f"at most {MAX_USAGE_DAYS} days per request", param="from")
+    async with gw.db.sessions() as session:
+        rows = await usage.daily(session, who.account_id, start, end)
+    return {"object": "list", "from": start.isoformat(), "to": end.isoformat(), "data": rows}
+
+
+@router.get("/price_schedules")
+async def price_schedules(
+    request: Request,
+    gw: GatewayDep,
+    service: str | None = None,
+    action: str | None = None,
+    model: str | None = None,
+) -> Response:
+    entries = pricing.schedules(gw.catalog, service=service, action=action, model=model)
+    tag = pricing.etag(entries)
+    if request.headers.get("if-none-match") == tag:
+        return Response(status_code=304, headers={"ETag": tag})
+    body = {"as_of": gw.now().isoformat().replace("+00:00", "Z"), "price_schedules": entries}
+    return JSONResponse(body, headers={"ETag": tag})
+
+
+@router.post("/price_quotes")
+async def price_quotes(gw: GatewayDep, body: JsonBody) -> dict[str, Any]:
+    quote = pricing.quote(gw.catalog, body)
+    quote["as_of"] = gw.now().isoformat().replace("+00:00", "Z")
+    return {"price_quote": quote}

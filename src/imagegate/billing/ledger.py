@@ -1,0 +1,255 @@
+"""The ledger and its running totals. Functions take the session first and never commit.
+
+Entries never change once written. Kinds and their effect on the totals:
+
+    grant    paid += amount - bonus; bonus += bonus          (admin top-up)
+    hold     paid -= ...; bonus -= ...; held += amount       (task created)
+    capture  held -= amount; spent += amount                 (task completed)
+    release  held -= amount; paid/bonus += back              (task failed, canceled or expired)
+
+Holds take the bonus bucket first. A task's hold, capture and release are unique per
+task (a constraint), and a task's ``hold_state`` moves held -> captured | released by
+a conditional UPDATE, so no hold ends twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from imagegate.db.models import Balance, LedgerEntry, Task
+from imagegate.errors import InsufficientCreditsError, ValidationError
+
+
+class LedgerKind(StrEnum):
+    GRANT = "grant"  # credits added by an admin
+    HOLD = "hold"  # a task's price reserved at creation
+    CAPTURE = "capture"  # the hold becomes spend: the task completed
+    RELEASE = "release"  # the hold goes back: the task failed, was canceled or expired
+
+
+class HoldState(StrEnum):
+    HELD = "held"  # reserved, task not ended
+    CAPTURED = "captured"  # charged
+    RELEASED = "released"  # returned
+    NONE = "none"  # task from before billing
+
+
+@dataclass(frozen=True)
+class Totals:
+    paid_micro: int
+    bonus_micro: int
+    held_micro: int
+    spent_paid_micro: int
+    spent_bonus_micro: int
+
+    @property
+    def balance_micro(self) -> int:
+        return self.paid_micro + self.bonus_micro
+
+
+async def ensure_balance(session: AsyncSession, account_id: str) -> None:
+    if await session.get(Balance, account_id) is None:
+        session.add(
+            Balance(
+                account_id=account_id,
+                paid_micro=0,
+                bonus_micro=0,
+                held_micro=0,
+                spent_paid_micro=0,
+                spent_bonus_micro=0,
+                version=0,
+            )
+        )
+        await session.flush()
+
+
+async def lock(session: AsyncSession, account_id: str) -> Balance:
+    """Take the account's balance row for the rest of the transaction.
+
+    The UPDATE comes first on purpose: on SQLite it takes the write lock before any read
+    (no read-then-upgrade deadlock); on PostgreSQL it row-locks, so concurrent creations for
+    one account queue here and each sees the previous one's hold.
+    """
+    result = await session.execute(
+        update(Balance)
+        .where(Balance.account_id == account_id)
+        .values(version=Balance.version + 1)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount == 0:  # type: ignore[attr-defined]
+        await ensure_balance(session, account_id)
+    balance = await session.get(Balance, account_id, populate_existing=True)
+    assert balance is not None
+    return balance
+
+
+async def totals(session: AsyncSession, account_id: str) -> Totals:
+    balance = await session.get(Balance, account_id, populate_existing=True)
+    if balance is None:
+        return Totals(0, 0, 0, 0, 0)
+    return Totals(
+        balance.paid_micro,
+        balance.bonus_micro,
+        balance.held_micro,
+        balance.spent_paid_micro,
+        balance.spent_bonus_micro,
+    )
+
+
+def _entry(
+    account_id: str,
+    kind: LedgerKind,
+    amount: int,
+    bonus: int,
+    now: datetime,
+    task_id: str | None,
+    note: str | None,
+) -> LedgerEntry:
+    return LedgerEntry(
+        account_id=account_id,
+        kind=kind,
+        amount_micro=amount,
+        bonus_micro=bonus,
+        task_id=task_id,
+        note=note,
+        created_at=now,
+    )
+
+
+async def grant(
+    session: AsyncSession,
+    account_id: str,
+    amount_micro: int,
+    now: datetime,
+    *,
+    bonus: bool = False,
+    note: str | None = None,
+) -> Totals:
+    if amount_micro <= 0:
+        raise ValidationError("a grant must be a positive amount", param="usd")
+    balance = await lock(session, account_id)
+    bonus_part = amount_micro if bonus else 0
+    balance.paid_micro += amount_micro - bonus_part
+    balance.bonus_micro += bonus_part
+    session.add(_entry(account_id, LedgerKind.GRANT, amount_micro, bonus_part, now, None, note))
+    await session.flush()
+    return await totals(session, account_id)
+
+
+async def hold(session: AsyncSession, balance: Balance, task: Task, now: datetime) -> None:
+    """Reserve ``task.charge_micro`` on a locked balance, or raise 402 (nothing written)."""
+    price = task.charge_micro
+    available = balance.paid_micro + balance.bonus_micro
+    if price > available:
+        raise InsufficientCreditsError(
+            f"This call costs {price} micro-dollars; the balance is {available}. Add credits to continue.",
+            extra={"price_micro": price, "balance_micro": available},
+        )
+    bonus_part = min(balance.bonus_micro, price)
+    balance.bonus_micro -= bonus_part
+    balance.paid_micro -= price - bonus_part
+    balance.held_micro += price
+    task.hold_bonus_micro = bonus_part
+    task.hold_state = HoldState.HELD
+    session.add(_entry(balance.account_id, LedgerKind.HOLD, price, bonus_part, now, task.id, None))
+
+
+async def _end_hold(session: AsyncSession, task: Task, to: HoldState, now: datetime) -> bool:
+    moved = await session.execute(
+        update(Task)
+        .where(Task.id == task.id, Task.hold_state == HoldState.HELD)
+        .values(
+            hold_state=to,
+            settled_at=now if to is HoldState.CAPTURED else None,
+            refunded_at=now if to is HoldState.RELEASED else None,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return bool(moved.rowcount == 1)  # type: ignore[attr-defined]
+
+
+async def capture(session: AsyncSession, task: Task, now: datetime) -> bool:
+    """Charge a completed task's hold. False if the hold had already ended."""
+    if not await _end_hold(session, task, HoldState.CAPTURED, now):
+        return False
+    price, bonus_part = task.charge_micro, task.hold_bonus_micro
+    balance = await lock(session, task.account_id)
+    balance.held_micro -= price
+    balance.spent_bonus_micro += bonus_part
+    balance.spent_paid_micro += price - bonus_part
+    session.add(_entry(task.account_id, LedgerKind.CAPTURE, price, bonus_part, now, task.id, None))
+    return True
+
+
+async def release(session: AsyncSession, task: Task, now: datetime) -> bool:
+    """Give a failed, canceled or expired task's hold back. False if it had already ended."""
+    if not await _end_hold(session, task, HoldState.RELEASED, now):
+        return False
+    price, bonus_part = task.charge_micro, task.hold_bonus_micro
+    balance = await lock(session, task.account_id)
+    balance.held_micro -= price
+    balance.bonus_micro += bonus_part
+    balance.paid_micro += price - bonus_part
+    session.add(_entry(task.account_id, LedgerKind.RELEASE, price, bonus_part, now, task.id, None))
+    return True
+
+
+@dataclass(frozen=True)
+class Drift:
+    account_id: str
+    stored: Totals
+    rebuilt: Totals
+
+
+async def rebuild(session: AsyncSession, account_id: str) -> Totals:
+    """The totals recomputed from the ledger alone."""
+    rows = await session.execute(
+        select(LedgerEntry.kind, func.sum(LedgerEntry.amount_micro), func.sum(LedgerEntry.bonus_micro))
+        .where(LedgerEntry.account_id == account_id)
+        .group_by(LedgerEntry.kind)
+    )
+    sums = {kind: (int(amount or 0), int(bonus or 0)) for kind, amount, bonus in rows}
+    grant_a, grant_b = sums.get(LedgerKind.GRANT, (0, 0))
+    hold_a, hold_b = sums.get(LedgerKind.HOLD, (0, 0))
+    cap_a, cap_b = sums.get(LedgerKind.CAPTURE, (0, 0))
+    rel_a, rel_b = sums.get(LedgerKind.RELEASE, (0, 0))
+    return Totals(
+        paid_micro=(grant_a - grant_b) - (hold_a - hold_b) + (rel_a - rel_b),
+        bonus_micro=grant_b - hold_b + rel_b,
+        held_micro=hold_a - cap_a - rel_a,
+        spent_paid_micro=cap_a - cap_b,
+        spent_bonus_micro=cap_b,
+    )
+
+
+async def check(session: AsyncSession, *, repair: bool = False) -> list[Drift]:
+    """Every account whose stored totals differ from its ledger (rebuilt when ``repair``)."""
+    drifts: list[Drift] = []
+    for balance in list(await session.scalars(select(Balance))):
+        rebuilt = await rebuild(session, balance.account_id)
+        stored = await totals(session, balance.account_id)
+        if stored != rebuilt:
+            drifts.append(Drift(balance.account_id, stored, rebuilt))
+            if repair:
+                balance.paid_micro = rebuilt.paid_micro
+                balance.bonus_micro = rebuilt.bonus_micro
+                balance.held_micro = rebuilt.held_micro
+                balance.spent_paid_micro = rebuilt.spent_paid_micro
+                balance.spent_bonus_micro = rebuilt.spent_bonus_micro
+    return drifts
+
+
+async def spent_since(session: AsyncSession, account_id: str, since: datetime) -> int:
+    total = await session.scalar(
+        select(func.coalesce(func.sum(LedgerEntry.amount_micro), 0)).where(
+            LedgerEntry.account_id == account_id,
+            LedgerEntry.kind == LedgerKind.CAPTURE,
+            LedgerEntry.created_at >= since,
+        )
+    )
+    return int(total or 0)

@@ -1,0 +1,106 @@
+"""Prices from the catalog: per call, price schedules and quotes in RunAPI's shape."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from imagegate.billing.money import micro_to_cents
+from imagegate.catalog import ActionName, Catalog, ModelSpec
+from imagegate.catalog.contract import validate
+from imagegate.errors import ValidationError
+
+
+def call_price_micro(model: ModelSpec, params: dict[str, Any], n: int = 1) -> int:
+    """What one call costs: the requested variant's price per image, times the images asked for."""
+    return model.pricing.price_micro(params) * n
+
+
+def _schedule_entry(catalog: Catalog, model: ModelSpec, action: ActionName) -> dict[str, Any]:
+    pricing = model.pricing
+    return {
+        "service": catalog.line_of(model).service,
+        "action": action.value,
+        "model": model.id,
+        "pricing_status": "available",
+        "catalog_status": "active",
+        "currency": "USD",
+        "billing_unit": "call",
+        "billing_strategy": "matrix" if pricing.by else "flat",
+        "unit_price_cents": micro_to_cents(pricing.from_micro),
+        "unit_price_micro": pricing.from_micro,
+        "billing_config": {
+            "key": pricing.by,
+            "matrix": {value: micro_to_cents(micro) for value, micro in pricing.matrix.items()},
+            "matrix_micro": dict(pricing.matrix),
+        },
+        "lifecycle": {
+            "deprecated": model.lifecycle.deprecated,
+            "shutdown_date": model.lifecycle.shutdown_date.isoformat()
+            if model.lifecycle.shutdown_date
+            else None,
+            "successor": model.lifecycle.successor,
+        },
+    }
+
+
+def schedules(
+    catalog: Catalog, *, service: str | None = None, action: str | None = None, model: str | None = None
+) -> list[dict[str, Any]]:
+    entries = []
+    for variant in catalog.variants():
+        entry = _schedule_entry(catalog, variant.model, variant.action)
+        if service and entry["service"] != service:
+            continue
+        if action and entry["action"] != action:
+            continue
+        if model and variant.model.id != model and model not in variant.model.aliases:
+            continue
+        entries.append(entry)
+    return entries
+
+
+def etag(document: Any) -> str:
+    digest = hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()[:32]
+    return f'"{digest}"'
+
+
+def quote(catalog: Catalog, body: dict[str, Any]) -> dict[str, Any]:
+    service, action_name = body.get("service"), body.get("action")
+    if not isinstance(service, str) or not service:
+        raise ValidationError("service is required", param="service")
+    try:
+        action = ActionName(str(action_name))
+    except ValueError:
+        raise ValidationError("action must be one of: text_to_image, edit_image", param="action") from None
+    params = body.get("params") or {}
+    if not isinstance(params, dict):
+        raise ValidationError("params must be an object", param="params")
+    model = catalog.model_for_service(service, body.get("model") or params.get("model"))
+    # A quote needs only the fields that set the price: fill the rest so validation can run.
+    probe = {k: v for k, v in params.items() if k != "model"}
+    probe.setdefault("prompt", "quote")
+    if action is ActionName.EDIT_IMAGE:
+        probe.setdefault("source_image_urls", ["https://example.invalid/source.png"])
+    for name, spec in model.fields_for(action).items():
+        if spec.required and name not in probe and spec.enum:
+            probe[name] = (
+                spec.enum[0]
+                if name != model.pricing.by
+                else min(spec.enum, key=lambda value: model.pricing.matrix.get(value, 0))
+            )
+    checked = validate(model, action, probe)
+    micro = call_price_micro(model, checked)
+    return {
+        "service": service,
+        "action": action.value,
+        "model": model.id,
+        "pricing_status": "available",
+        "currency": "USD",
+        "reservation_amount_cents": micro_to_cents(micro),
+        "reservation_amount_micro": micro,
+        "estimate_basis": f"{model.pricing.by}={checked.get(model.pricing.by)}"
+        if model.pricing.by
+        else "flat",
+    }
