@@ -79,7 +79,7 @@ def install(app: FastAPI) -> None:
         if exc.status_code == 405:
             allow = (exc.headers or {}).get("Allow", "")
             error = ValidationError(
-                f"Method not allowed on this route; allowed: {allow}.", headers=exc.headers
+                f"Method not allowed on this route; allowed: {allow}.", headers=dict(exc.headers or {})
             )
             error.status_code = 405
             return error_response(error)
