@@ -72,7 +72,9 @@ def _ensure_demo(settings: Settings) -> Callable[[AsyncSession], Awaitable[str |
         if await store.list_accounts(session):
             return None
         account = await store.create_account(session, DEMO_ACCOUNT)
-        await store.pin_tier(session, account, "tier2", [t.name for t in settings.tiers])
+        # The top tier (tier2 by default), so a newcomer trying the demo never meets a limit.
+        top = max(settings.tiers, key=lambda t: t.paid_spend_threshold_micro).name
+        await store.pin_tier(session, account, top, [t.name for t in settings.tiers])
         grant = usd_to_micro(settings.demo_grant_usd, "IMAGEGATE_DEMO_GRANT_USD")
         if grant > 0:
             await ledger.grant(session, account.id, grant, utcnow(), bonus=True, note="demo account")
@@ -113,6 +115,7 @@ def serve(
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((settings.host, settings.port))
+    sock.listen(2048)  # connections made right after the banner queue until uvicorn accepts them
     bound_port = sock.getsockname()[1]
     shown_host = f"[{settings.host}]" if family == socket.AF_INET6 else settings.host
     base = settings.public_url or f"http://{shown_host}:{bound_port}"

@@ -88,6 +88,12 @@ class Settings(BaseSettings):
     demo_grant_usd: str = Field(
         "5", description="Credits (USD) granted to the demo account, pinned to tier2."
     )
+    billing_enabled: bool = Field(
+        True, description="Hold and charge credits per call; off: calls are free and no ledger is kept."
+    )
+    rate_limits_enabled: bool = Field(
+        True, description="Enforce the tiers' request-rate and concurrency limits."
+    )
     free_calls_per_variant: int = Field(
         3, ge=0, description="Free first calls each new account gets on every variant (0 turns them off)."
     )

@@ -58,6 +58,12 @@ def b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
+@pytest.fixture(scope="module")
+def user(gateway: Gateway) -> httpx.Client:
+    """One account for the module (making one per test is most of the cost of these tests)."""
+    return gateway.user()
+
+
 # ---------------------------------------------------------------- the three ways in
 
 
@@ -132,7 +138,8 @@ def test_upload_link_works_as_a_source_image(gateway: Gateway, user: httpx.Clien
     assert httpx.get(upload.json()["url"], timeout=30).content == data
 
 
-def test_uploads_are_not_listed_as_tasks(user: httpx.Client) -> None:
+def test_uploads_are_not_listed_as_tasks(gateway: Gateway) -> None:
+    user = gateway.user()
     user.post("/api/v1/files", json={"source": {"type": "base64", "data": b64(png_bytes(8, 8))}})
     assert user.get("/api/v1/tasks").json()["data"] == []
 

@@ -26,7 +26,25 @@ def deployment(gw: Gateway, base: str) -> Deployment:
         retired_models=settings.retired_models,
         output_retention_s=settings.output_retention_s,
         upload_retention_s=settings.upload_retention_s,
+        free_calls_per_variant=settings.free_calls_per_variant if settings.billing_enabled else 0,
+        charges_credits=settings.billing_enabled,
+        rate_limits=rate_limits_text(gw) if settings.rate_limits_enabled else None,
     )
+
+
+def rate_limits_text(gw: Gateway) -> str:
+    window = gw.settings.rate_window_s
+    per = "minute" if window == 60 else f"{window} s"
+    tiers = "; ".join(
+        f"{t.name}: {t.creates_per_minute} task creations per {per} per key, {t.max_concurrent} running at once"
+        + (
+            f" (from ${t.paid_spend_threshold_micro / 1_000_000:g} paid spend)"
+            if t.paid_spend_threshold_micro
+            else ""
+        )
+        for t in sorted(gw.settings.tiers, key=lambda t: t.paid_spend_threshold_micro)
+    )
+    return f"Per-key limits by usage tier, moving up with paid spend. {tiers}."
 
 
 def _markdown(text: str) -> PlainTextResponse:

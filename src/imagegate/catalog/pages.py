@@ -191,11 +191,11 @@ def _free_answer(dep: Deployment) -> str:
 
 def _faq(catalog: Catalog, line: Line, models: list[ModelSpec], dep: Deployment) -> list[str]:
     stream = (
-        "Yes: this deployment streams task progress as server-sent events. Polling and "
-        "`callback_url` webhooks work as well."
+        "Yes: this deployment streams task progress as server-sent events. Polling works as well."
         if dep.streaming
-        else "No: streaming is off on this deployment. Create a task, then poll "
-        f"`GET {dep.base_url}/api/v1/tasks/<id>` or pass a `callback_url` to be called when it ends."
+        else "Not yet: this deployment does not stream. Create a task, then poll "
+        f"`GET {dep.base_url}/api/v1/tasks/<id>` until its status is `completed` or `failed` "
+        "(the OpenAI-compatible routes wait for the image for you)."
     )
     failures = (
         "Failed generations are not charged: the price held when a task starts is released if it fails."

@@ -140,7 +140,13 @@ async def submit(gw: Gateway, who: Principal, sub: Submission, enqueue: Enqueue)
     price = call_price_micro(sub.model, sub.params, sub.n)
     try:
         async with gw.db.transaction() as session:
-            balance = await ledger.lock(session, who.account_id)
+            settings = gw.settings
+            # The balance row lock serializes one account's creations: holds and the concurrency count.
+            balance = (
+                await ledger.lock(session, who.account_id)
+                if settings.billing_enabled or settings.rate_limits_enabled
+                else None
+            )
             if sub.idempotency_key is not None:
                 digest = idempotency.request_hash(sub.fingerprint)
                 original = await idempotency.claim(
@@ -150,16 +156,17 @@ async def submit(gw: Gateway, who: Principal, sub: Submission, enqueue: Enqueue)
                     replay = await store.get_for_account(session, who.account_id, original)
                     await _delete_keys(gw, [r.key for r in records])
                     return Submitted(task=replay, replayed=True)
-            active = await store.count_active(session, who.account_id)
-            if active >= tier.max_concurrent:
-                raise RateLimitError(
-                    f"{active} tasks are already pending or processing; the {tier.name} tier allows "
-                    f"{tier.max_concurrent} at a time. Retry when one ends.",
-                    headers={"Retry-After": "1"},
-                    extra={"limit": "concurrency", "tier": tier.name},
-                )
-            free = await free_calls.claim(
-                session, who.account_id, variant.name, gw.settings.free_calls_per_variant
+            if settings.rate_limits_enabled:
+                active = await store.count_active(session, who.account_id)
+                if active >= tier.max_concurrent:
+                    raise RateLimitError(
+                        f"{active} tasks are already pending or processing; the {tier.name} tier allows "
+                        f"{tier.max_concurrent} at a time. Retry when one ends.",
+                        headers={"Retry-After": "1"},
+                        extra={"limit": "concurrency", "tier": tier.name},
+                    )
+            free = settings.billing_enabled and await free_calls.claim(
+                session, who.account_id, variant.name, settings.free_calls_per_variant
             )
             task = Task(
                 id=task_id,
@@ -181,12 +188,15 @@ async def submit(gw: Gateway, who: Principal, sub: Submission, enqueue: Enqueue)
                 client_request_id=sub.client_request_id,
                 idempotency_key=sub.idempotency_key,
                 price_micro=price,
-                charge_micro=0 if free else price,
+                charge_micro=price if settings.billing_enabled and not free else 0,
                 free_call=free,
                 attempts=0,
                 created_at=now,
             )
-            await ledger.hold(session, balance, task, now)
+            if balance is not None and settings.billing_enabled:
+                await ledger.hold(session, balance, task, now)
+            else:
+                task.hold_state = ledger.HoldState.NONE
             session.add(task)
             session.add_all(records)
     except BaseException:
