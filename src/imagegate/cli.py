@@ -287,13 +287,19 @@ def ledger_check(
 ) -> None:
     """Rebuild every balance from the ledger; exit 1 if any stored total drifted."""
 
-    async def work(session: AsyncSession) -> list[ledger.Drift]:
-        return await ledger.check(session, repair=repair)
+    async def work(session: AsyncSession) -> tuple[list[ledger.Drift], list[str]]:
+        return await ledger.check(session, repair=repair), await ledger.violations(session)
 
-    drifts = _with_session(Settings(), work)
+    drifts, problems = _with_session(Settings(), work)
     for drift in drifts:
         err.print(f"[red]drift[/red] {drift.account_id}: stored {drift.stored} != ledger {drift.rebuilt}")
-    if drifts:
-        err.print(f"{len(drifts)} account(s) drifted" + (" (repaired)" if repair else ""))
+    for problem in problems:
+        err.print(f"[red]violation[/red] {problem}")
+    if drifts or problems:
+        err.print(
+            f"{len(drifts)} account(s) drifted"
+            + (" (repaired)" if repair else "")
+            + f", {len(problems)} violation(s)"
+        )
         raise typer.Exit(1)
-    err.print("ledger clean: every balance equals the sum of its ledger")
+    err.print("ledger clean: every balance equals the sum of its ledger, every hold ended once")

@@ -7,7 +7,7 @@ import io
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import httpx
@@ -17,6 +17,9 @@ from PIL import Image, ImageStat
 from tests.conftest import T2I_15, Gateway, ImageHost, png_bytes, start_gateway
 
 T2I_2 = {"model": "gpt-image-2", "prompt": "a red fox"}
+# The gateway reads the real clock: from gpt-image-1.5's shutdown date on, it is served by gpt-image-2.
+RETIRED_15 = datetime.now(UTC).date() >= date(2026, 12, 1)
+SERVED_15 = "gpt-image-2" if RETIRED_15 else "gpt-image-1.5"
 BLUE = (0, 0, 255)
 YELLOW = (255, 255, 0)
 
@@ -69,7 +72,7 @@ def assert_downloads_as_reported(gateway: Gateway, task: dict[str, Any]) -> None
         (
             "gpt_image",
             {**T2I_15, "model": "gpt-image-1.5-text-to-image", "aspect_ratio": "3:2"},
-            (1536, 1024),
+            (1024, 672) if RETIRED_15 else (1536, 1024),
         ),
         (
             "gpt_image_2",
@@ -98,7 +101,7 @@ def test_alias_is_recorded_under_the_canonical_model(gateway: Gateway) -> None:
     )
     assert response.status_code == 200, response.text
     assert response.json()["model"] == "gpt-image-1.5"
-    assert response.json()["model_served"] == "gpt-image-1.5"
+    assert response.json()["model_served"] == SERVED_15
 
 
 def test_task_fields_and_three_read_routes_agree(gateway: Gateway) -> None:
@@ -173,7 +176,7 @@ def test_fail_marker_code_is_reported(gateway: Gateway) -> None:
 
 def test_cancel_a_running_task(gateway: Gateway) -> None:
     client = gateway.user()
-    stall = 1.0
+    stall = 0.6
     started = time.monotonic()
     task_id = create(client, "gpt_image", {**T2I_15, "prompt": f"a slow cat [stall:{stall}]"})
     assert client.get(f"/api/v1/tasks/{task_id}").json()["status"] in ("pending", "processing")

@@ -253,3 +253,55 @@ async def spent_since(session: AsyncSession, account_id: str, since: datetime) -
         )
     )
     return int(total or 0)
+
+
+async def violations(session: AsyncSession) -> list[str]:
+    """Broken promises between tasks and the ledger, in words (empty when all hold)."""
+    from imagegate.tasks.status import ACTIVE, TaskStatus
+
+    problems: list[str] = []
+    checks = [
+        (
+            Task.status.in_(ACTIVE) & (Task.hold_state.notin_([HoldState.HELD, HoldState.NONE])),
+            "active but its hold ended",
+        ),
+        (
+            Task.status.notin_(ACTIVE) & (Task.hold_state == HoldState.HELD),
+            "ended but its hold is still held",
+        ),
+        (
+            (Task.hold_state == HoldState.CAPTURED) & (Task.status != TaskStatus.COMPLETED),
+            "charged but not completed",
+        ),
+        (
+            (Task.hold_state == HoldState.RELEASED) & (Task.status == TaskStatus.COMPLETED),
+            "completed but refunded",
+        ),
+    ]
+    for condition, words in checks:
+        for task_id in await session.scalars(select(Task.id).where(condition).limit(20)):
+            problems.append(f"task {task_id}: {words}")
+    # Each task's hold, and at most one ending, recorded in the ledger with the task's amount.
+    entries = await session.execute(
+        select(LedgerEntry.task_id, LedgerEntry.kind, LedgerEntry.amount_micro).where(
+            LedgerEntry.task_id.is_not(None)
+        )
+    )
+    by_task: dict[str, dict[str, int]] = {}
+    for entry_task, kind, amount in entries:
+        by_task.setdefault(str(entry_task), {})[kind] = amount
+    rows = await session.execute(
+        select(Task.id, Task.hold_state, Task.charge_micro).where(Task.hold_state != HoldState.NONE)
+    )
+    for task_id, state, charge in rows:
+        kinds = by_task.get(task_id, {})
+        if kinds.get(LedgerKind.HOLD) != charge:
+            problems.append(f"task {task_id}: hold entry missing or not {charge}")
+        if LedgerKind.CAPTURE in kinds and LedgerKind.RELEASE in kinds:
+            problems.append(f"task {task_id}: both captured and released")
+        expected = {HoldState.CAPTURED: LedgerKind.CAPTURE, HoldState.RELEASED: LedgerKind.RELEASE}.get(
+            HoldState(state)
+        )
+        if expected is not None and kinds.get(expected) != charge:
+            problems.append(f"task {task_id}: {state} without a matching {expected} entry")
+    return problems
