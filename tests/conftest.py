@@ -115,6 +115,9 @@ def make_settings(data_dir: Path, **overrides: Any) -> Settings:
         "demo_account": False,
         "max_upload_bytes": 2 * 1024 * 1024,
         "log_level": "warning",
+        # Lifecycles are judged as of this date, so tests do not change meaning on 2026-12-01;
+        # retirement tests move it (or the shutdown dates) on purpose.
+        "catalog_date": "2026-11-25",
     }
     values.update(overrides)
     return Settings(**values)

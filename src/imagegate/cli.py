@@ -130,10 +130,20 @@ def serve(
 @app.command("settings")
 def show_settings(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    markdown: Annotated[
+        bool, typer.Option("--markdown", help="Print the table of docs/configuration.md.")
+    ] = False,
 ) -> None:
     """Every setting: environment variable, default, meaning."""
     rows = settings_table()
-    if as_json:
+    if markdown:
+        lines = ["| variable | default | meaning |", "|---|---|---|"]
+        lines += [
+            f"| `{n}` | {f'`{d}`' if d and len(d) < 60 else ('see below' if d else '')} | {m} |"
+            for n, d, m in rows
+        ]
+        sys.stdout.write("\n".join(lines) + "\n")
+    elif as_json:
         _print_json([{"variable": n, "default": d, "meaning": m} for n, d, m in rows])
     elif not sys.stdout.isatty():
         sys.stdout.write("".join(f"{n}\t{d}\t{m}\n" for n, d, m in rows))

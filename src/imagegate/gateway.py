@@ -65,4 +65,5 @@ class Gateway:
         return datetime.now(UTC)
 
     def today(self) -> date:
-        return self.now().date()
+        """The date model lifecycles are judged by."""
+        return self.settings.catalog_date or self.now().date()

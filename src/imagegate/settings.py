@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 from functools import cached_property
+from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
@@ -55,6 +56,10 @@ class Settings(BaseSettings):
     )
     openai_default_model: str = Field(
         "gpt-image-2", description="Model the OpenAI-compatible routes use when a request names none."
+    )
+    catalog_date: date | None = Field(
+        None,
+        description="Judge model lifecycles as of this date instead of today (rehearse a retirement).",
     )
     retired_models: Literal["successor", "refuse"] = Field(
         "successor",

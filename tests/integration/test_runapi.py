@@ -7,7 +7,7 @@ import io
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, date, datetime
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -17,9 +17,8 @@ from PIL import Image, ImageStat
 from tests.conftest import T2I_15, Gateway, ImageHost, png_bytes, start_gateway
 
 T2I_2 = {"model": "gpt-image-2", "prompt": "a red fox"}
-# The gateway reads the real clock: from gpt-image-1.5's shutdown date on, it is served by gpt-image-2.
-RETIRED_15 = datetime.now(UTC).date() >= date(2026, 12, 1)
-SERVED_15 = "gpt-image-2" if RETIRED_15 else "gpt-image-1.5"
+# The test gateway judges lifecycles as of 2026-11-25 (conftest), before gpt-image-1.5 retires.
+SERVED_15 = "gpt-image-1.5"
 BLUE = (0, 0, 255)
 YELLOW = (255, 255, 0)
 
@@ -72,7 +71,7 @@ def assert_downloads_as_reported(gateway: Gateway, task: dict[str, Any]) -> None
         (
             "gpt_image",
             {**T2I_15, "model": "gpt-image-1.5-text-to-image", "aspect_ratio": "3:2"},
-            (1024, 672) if RETIRED_15 else (1536, 1024),
+            (1536, 1024),
         ),
         (
             "gpt_image_2",

@@ -129,18 +129,28 @@ async def edit_image(
 
 
 def _task_id(value: str) -> str:
+    value = value.lower()  # UUIDs are case-insensitive; ours are stored in lower case
     if not _UUID.match(value):
         raise NotFoundError(f"No task {value!r}.", param="id")
     return value
 
 
 async def _read(
-    request: Request, gw: Gateway, who: Any, base: str, task_id: str, service_slug: str | None = None
+    request: Request,
+    gw: Gateway,
+    who: Any,
+    base: str,
+    task_id: str,
+    service_slug: str | None = None,
+    action: str | None = None,
 ) -> JSONResponse:
     async with gw.db.sessions() as session:
         task = await store.get_for_account(session, who.account_id, _task_id(task_id))
-    if service_slug is not None and task.service != service_slug:
-        raise NotFoundError(f"No task {task_id!r} under {service_slug}.", param="id")
+    if (service_slug is not None and task.service != service_slug) or (
+        action is not None and task.action != action
+    ):
+        where = "/".join(part for part in (service_slug, action) if part)
+        raise NotFoundError(f"No task {task_id!r} under {where}.", param="id")
     return _answer(request, gw, task, base, task_view(gw, task, base))
 
 
@@ -213,7 +223,7 @@ async def get_task_by_action(
 ) -> JSONResponse:
     if action not in set(ActionName):
         raise NotFoundError(f"No action {action!r}.", param="action")
-    return await _read(request, gw, who, base, task_id, service_slug)
+    return await _read(request, gw, who, base, task_id, service_slug, action)
 
 
 @router.get("/{service_slug}/{task_id}")
