@@ -553,7 +553,19 @@ def test_admin_grants_paid_and_bonus_credits_and_bonus_is_spent_first(nofree: Ga
     }
 
 
-@pytest.mark.parametrize("body", [{}, {"usd": "abc"}, {"usd": "0"}, {"usd": "-1"}, {"usd": "1.0000001"}])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"usd": "abc"},
+        {"usd": "0"},
+        {"usd": "-1"},
+        {"usd": "1.0000001"},
+        {"usd": None},
+        {"usd": "sNaN"},  # Decimal accepts it, arithmetic on it raises
+        {"usd": "1e30"},  # more micro-dollars than a 64-bit column holds
+    ],
+)
 def test_admin_grant_refuses_bad_amounts(gateway: Gateway, body: dict[str, Any]) -> None:
     account_id, _ = gateway.new_account(usd=None, tier=None)
     admin = gateway.admin()

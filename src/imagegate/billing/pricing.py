@@ -8,7 +8,7 @@ from typing import Any
 
 from imagegate.billing.money import micro_to_cents
 from imagegate.catalog import ActionName, Catalog, ModelSpec
-from imagegate.catalog.contract import validate
+from imagegate.catalog.contract import check_rules, validate
 from imagegate.errors import ValidationError
 
 
@@ -90,7 +90,9 @@ def quote(catalog: Catalog, body: dict[str, Any]) -> dict[str, Any]:
                 if name != model.pricing.by
                 else min(spec.enum, key=lambda value: model.pricing.matrix.get(value, 0))
             )
-    checked = validate(model, action, probe)
+    # Rules bind only on what the caller chose: a quote for 4k alone is a price, not an error.
+    checked = validate(model, action, probe, rules=False)
+    check_rules(model, checked, given=set(params))
     micro = call_price_micro(model, checked)
     return {
         "service": service,

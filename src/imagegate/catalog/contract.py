@@ -66,7 +66,12 @@ def _check_array(name: str, spec: FieldSpec, value: Any) -> None:
 
 
 def validate(
-    model: ModelSpec, action: ActionName, body: dict[str, Any], *, skip: frozenset[str] = frozenset()
+    model: ModelSpec,
+    action: ActionName,
+    body: dict[str, Any],
+    *,
+    skip: frozenset[str] = frozenset(),
+    rules: bool = True,
 ) -> dict[str, Any]:
     """The request's contract parameters with defaults filled in; ``model`` is not among them.
 
@@ -94,12 +99,16 @@ def validate(
         else:
             _check_scalar(name, spec, value)
         params[name] = value
-    check_rules(model, params)
+    if rules:
+        check_rules(model, params)
     return params
 
 
-def check_rules(model: ModelSpec, params: dict[str, Any]) -> None:
+def check_rules(model: ModelSpec, params: dict[str, Any], given: set[str] | None = None) -> None:
+    """Cross-field rules; with ``given``, only rules whose conditions the caller set explicitly."""
     for rule in model.rules:
+        if given is not None and not set(rule.when) <= given:
+            continue
         if all(str(params.get(field)) in values for field, values in rule.when.items()):
             for field, forbidden in rule.forbid.items():
                 value = params.get(field)
