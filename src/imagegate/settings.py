@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import json
 import os
-from functools import cached_property
 from datetime import date
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 

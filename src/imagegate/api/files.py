@@ -16,15 +16,16 @@ from starlette.datastructures import UploadFile
 from imagegate.api.deps import BaseUrlDep, GatewayDep, PrincipalDep, json_body
 from imagegate.api.views import iso
 from imagegate.errors import GoneError, NotFoundError, PayloadTooLargeError, ValidationError
+from imagegate.gateway import Gateway
 from imagegate.storage import StorageNotFound
 from imagegate.storage.fetch import fetch
-from imagegate.tasks import inputs, store
+from imagegate.tasks import inputs
 from imagegate.tasks.inputs import decode_data_url
 
 router = APIRouter(tags=["files"])
 
 
-async def read_upload(gw: Any, upload: UploadFile, param: str) -> bytes:
+async def read_upload(gw: Gateway, upload: UploadFile, param: str) -> bytes:
     """An uploaded part's bytes, refusing it as soon as it passes the size limit."""
     limit = gw.settings.max_upload_bytes
     if upload.size is not None and upload.size > limit:
@@ -113,6 +114,3 @@ async def download(key: str, expires: int, sig: str, gw: GatewayDep) -> Response
     except StorageNotFound:
         raise GoneError("This file is no longer stored.") from None
     return Response(data, media_type=media_type, headers=headers)
-
-
-__all__ = ["read_upload", "router", "store"]

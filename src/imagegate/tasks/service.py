@@ -26,7 +26,6 @@ from imagegate.db.models import StoredFile, Task
 from imagegate.errors import ConflictError, GatewayError, RateLimitError
 from imagegate.gateway import Gateway
 from imagegate.providers.base import (
-    CONTENT_TYPES,
     Action,
     FinalImage,
     GeneratedImage,
@@ -411,4 +410,4 @@ async def sweep_expired(gw: Gateway) -> int:
     return removed
 
 
-__all__ = ["CONTENT_TYPES", "Submission", "cancel", "recover", "run", "submit", "sweep_expired"]
+__all__ = ["Submission", "Submitted", "cancel", "recover", "run", "submit", "sweep_expired"]
