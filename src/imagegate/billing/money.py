@@ -8,6 +8,7 @@ from imagegate.errors import ValidationError
 
 MICRO_PER_USD = 1_000_000
 MICRO_PER_CENT = 10_000
+MAX_MICRO = 10**15  # a billion dollars per amount: sums stay far inside 64 bits
 
 
 def usd_to_micro(text: str | int | float | Decimal, param: str = "usd") -> int:
@@ -16,9 +17,13 @@ def usd_to_micro(text: str | int | float | Decimal, param: str = "usd") -> int:
         value = Decimal(str(text))
     except InvalidOperation:
         raise ValidationError(f"{param} must be a dollar amount like 5 or 0.25", param=param) from None
+    if not value.is_finite():  # NaN, sNaN and Infinity parse as Decimals; arithmetic on sNaN raises
+        raise ValidationError(f"{param} must be a finite dollar amount", param=param)
     micro = value * MICRO_PER_USD
-    if not value.is_finite() or micro != micro.to_integral_value():
+    if micro != micro.to_integral_value():
         raise ValidationError(f"{param} must be a dollar amount with at most 6 decimals", param=param)
+    if abs(micro) > MAX_MICRO:  # balances are 64-bit integers of micro-dollars
+        raise ValidationError(f"{param} must be at most {MAX_MICRO // MICRO_PER_USD} dollars", param=param)
     return int(micro)
 
 
