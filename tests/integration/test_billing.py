@@ -11,6 +11,7 @@ import sys
 import threading
 import uuid
 from collections.abc import Iterator
+from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -383,6 +384,17 @@ def test_price_schedules_list_every_variant_with_an_etag(gateway: Gateway) -> No
     assert stale.status_code == 200 and stale.json()["price_schedules"] == entries
 
 
+@pytest.mark.parametrize("form", ["weak", "list", "star"])
+def test_price_schedules_if_none_match_follows_rfc_9110(gateway: Gateway, form: str) -> None:
+    """If-None-Match compares weakly and may list several tags or be ``*`` (RFC 9110 13.1.2):
+    a cache behind a proxy that weakens ETags (nginx with gzip) must still get its 304."""
+    anonymous = gateway.client()
+    tag = anonymous.get("/api/v1/price_schedules").headers["ETag"]
+    header = {"weak": f"W/{tag}", "list": f'"not-it", {tag}', "star": "*"}[form]
+    again = anonymous.get("/api/v1/price_schedules", headers={"If-None-Match": header})
+    assert again.status_code == 304, (header, again.status_code)
+
+
 def test_price_schedules_filters(gateway: Gateway) -> None:
     anonymous = gateway.client()
     everything = anonymous.get("/api/v1/price_schedules")
@@ -499,7 +511,7 @@ def test_a_quote_body_must_be_json(gateway: Gateway) -> None:
 
 # -- admin credits -------------------------------------------------------------------------------
 def ledger_notes(data_dir: Path, account_id: str) -> list[tuple[str, int, int, str | None]]:
-    with sqlite3.connect(f"file:{data_dir / 'imagegate.db'}?mode=ro", uri=True) as db:
+    with closing(sqlite3.connect(f"file:{data_dir / 'imagegate.db'}?mode=ro", uri=True)) as db:
         return list(
             db.execute(
                 "SELECT kind, amount_micro, bonus_micro, note FROM ledger_entries "
@@ -565,12 +577,24 @@ def test_admin_grants_paid_and_bonus_credits_and_bonus_is_spent_first(nofree: Ga
         {"usd": "sNaN"},  # Decimal accepts it, arithmetic on it raises
         {"usd": "1e30"},  # more micro-dollars than a 64-bit column holds
     ],
+    ids=["missing", "abc", "zero", "negative", "sub-micro", "null", "snan", "huge"],
 )
 def test_admin_grant_refuses_bad_amounts(gateway: Gateway, body: dict[str, Any]) -> None:
     account_id, _ = gateway.new_account(usd=None, tier=None)
     admin = gateway.admin()
     answer = admin.post(f"/admin/accounts/{account_id}/credits", json=body)
     assert answer.status_code == 400, answer.text
+    assert admin.get(f"/admin/accounts/{account_id}/credits").json()["balance_micro"] == 0
+
+
+@pytest.mark.parametrize("flag", ["false", "no", [True]], ids=["str-false", "str-no", "list"])
+def test_admin_grant_bonus_must_be_a_boolean(gateway: Gateway, flag: Any) -> None:
+    """``"bonus": "false"`` is not a bonus grant: a non-boolean flag is refused, nothing granted."""
+    account_id, _ = gateway.new_account(usd=None, tier=None)
+    admin = gateway.admin()
+    answer = admin.post(f"/admin/accounts/{account_id}/credits", json={"usd": "1", "bonus": flag})
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["error"]["param"] == "bonus"
     assert admin.get(f"/admin/accounts/{account_id}/credits").json()["balance_micro"] == 0
 
 
@@ -582,6 +606,12 @@ def test_admin_credits_of_an_unknown_account_are_404(gateway: Gateway) -> None:
 
 
 # -- CLI -----------------------------------------------------------------------------------------
+def sql(data_dir: Path, statement: str, *args: Any) -> list[tuple[Any, ...]]:
+    """Run one statement on the gateway's SQLite file, behind its back."""
+    with closing(sqlite3.connect(data_dir / "imagegate.db")) as db, db:
+        return list(db.execute(statement, args))
+
+
 def test_cli_credits_and_ledger_check(tmp_path: Path) -> None:
     name = f"cli-{uuid.uuid4().hex[:8]}"
     gw = start_gateway(tmp_path, free_calls_per_variant=1)
@@ -589,7 +619,8 @@ def test_cli_credits_and_ledger_check(tmp_path: Path) -> None:
         account_id, key = gw.new_account(name, usd="1", tier="tier2")
         user = gw.client(key)
         assert gw.wait(user, created(user, T2I_15)["id"])["billing"]["free_call"] is True
-        assert gw.wait(user, created(user, T2I_15)["id"])["status"] == "completed"
+        paid = gw.wait(user, created(user, T2I_15)["id"])
+        assert paid["status"] == "completed" and paid["billing"]["settlement"]["amount_micro"] == 40_000
         assert gw.wait(user, created(user, with_prompt(T2I_15, "x [fail]"))["id"])["status"] == "failed"
         stalled = created(user, with_prompt(T2I_15, "x [stall:5]"))
         assert user.post(f"/api/v1/tasks/{stalled['id']}/cancel").status_code == 200
@@ -612,23 +643,30 @@ def test_cli_credits_and_ledger_check(tmp_path: Path) -> None:
     assert json.loads(shown.stdout)["balance_usd"] == "$3.46"
     assert ledger_notes(tmp_path, account_id)[-1] == ("grant", 2_500_000, 0, "x")
 
-    bad = cli(tmp_path, "credits", "grant", name, "abc")
-    assert bad.returncode != 0
-
     clean = cli(tmp_path, "ledger", "check")
     assert clean.returncode == 0, clean.stderr
 
-    with sqlite3.connect(tmp_path / "imagegate.db") as db:
-        db.execute("UPDATE balances SET paid_micro = paid_micro + 1 WHERE account_id = ?", (account_id,))
+    # A stored total that no longer matches the ledger.
+    sql(tmp_path, "UPDATE balances SET paid_micro = paid_micro + 1 WHERE account_id = ?", account_id)
     drifted = cli(tmp_path, "ledger", "check")
     assert drifted.returncode == 1, drifted.stderr
     assert account_id in drifted.stderr
 
     repaired = cli(tmp_path, "ledger", "check", "--repair")
     assert account_id in repaired.stderr and "repaired" in repaired.stderr
+    assert sql(tmp_path, "SELECT paid_micro FROM balances WHERE account_id = ?", account_id) == [
+        (result["paid_micro"],)
+    ]
+
+    # A completed task whose hold claims to have been released.
+    sql(tmp_path, "UPDATE tasks SET hold_state = 'released' WHERE id = ?", paid["id"])
+    broken = cli(tmp_path, "ledger", "check")
+    assert broken.returncode == 1, broken.stderr
+    assert paid["id"] in broken.stderr
+    sql(tmp_path, "UPDATE tasks SET hold_state = 'captured' WHERE id = ?", paid["id"])
+
     again = cli(tmp_path, "ledger", "check")
     assert again.returncode == 0, again.stderr
-    assert json.loads(cli(tmp_path, "credits", "show", name).stdout) == result
 
 
 # -- last: the shared gateway's ledger is consistent after everything above ----------------------

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import threading
 import uuid
 from collections.abc import Iterator
+from contextlib import closing
 from typing import Any
 
 import httpx
@@ -144,6 +146,51 @@ def test_a_replay_needs_no_credit(gw: Gateway) -> None:
     fresh = post(user, T2I_15, new_key())
     assert fresh.status_code == 402, fresh.text
     assert settled_balance(gw, user) == 0
+
+
+def test_a_refused_request_does_not_use_up_its_key(gw: Gateway) -> None:
+    """A 402 leaves no task, so the same key works once the account has credits."""
+    account_id, key = gw.new_account(usd=None, tier="tier2")
+    user = gw.client(key)
+    idem = new_key()
+    refused = post(user, T2I_15, idem)
+    assert refused.status_code == 402, refused.text
+    granted = gw.admin().post(f"/admin/accounts/{account_id}/credits", json={"usd": "1"})
+    assert granted.status_code == 201, granted.text
+    accepted = post(user, T2I_15, idem)
+    assert accepted.status_code == 200, accepted.text
+    assert accepted.json().get("task_replayed") is not True
+    assert post(user, T2I_15, idem).json()["id"] == accepted.json()["id"]
+    assert settled_balance(gw, user) == 1_000_000 - 40_000
+
+
+def age_key(gw: Gateway, key: str, hours: int) -> None:
+    """Pretend the key was first used ``hours`` ago."""
+    with closing(sqlite3.connect(gw.settings.data_dir / "imagegate.db")) as db, db:
+        moved = db.execute(
+            "UPDATE idempotency_keys SET created_at = datetime('now', ?) WHERE key = ?",
+            (f"-{hours} hours", key),
+        )
+        assert moved.rowcount == 1
+
+
+def test_a_key_lives_24_hours(gw: Gateway) -> None:
+    _, user = account(gw)
+    key = new_key()
+    first = post(user, T2I_15, key)
+    assert first.status_code == 200, first.text
+    age_key(gw, key, 23)
+    assert post(user, T2I_15, key).json()["id"] == first.json()["id"]
+    assert post(user, {**T2I_15, "prompt": "another"}, key).status_code == 409
+
+    age_key(gw, key, 25)
+    later = post(user, {**T2I_15, "prompt": "another"}, key)
+    assert later.status_code == 200, later.text
+    assert later.json()["id"] != first.json()["id"]
+    assert later.json().get("task_replayed") is not True
+    assert post(user, {**T2I_15, "prompt": "another"}, key).json()["id"] == later.json()["id"]
+    assert len(tasks(user)) == 2
+    assert settled_balance(gw, user) == 1_000_000 - 2 * 40_000
 
 
 def test_concurrent_duplicates_make_one_task(gw: Gateway) -> None:

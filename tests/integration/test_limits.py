@@ -195,6 +195,25 @@ def test_every_answer_of_a_limited_route_carries_the_headers(gw: Gateway) -> Non
     assert openai_face.headers["X-RateLimit-Remaining"] == "0"
 
 
+def test_successful_answers_carry_the_headers_on_both_faces(gw: Gateway) -> None:
+    _, key = bonus_account(gw)
+    user = gw.client(key)
+    created = create(user)
+    image = user.post(
+        "/v1/images/generations", json={"model": "gpt-image-1.5", "prompt": "x", "size": "1024x1024"}
+    )
+    assert created.status_code == image.status_code == 200, image.text
+    listed = user.get("/api/v1/tasks")
+    read = user.get(f"/api/v1/tasks/{created.json()['id']}")
+    for response in (created, image, listed, read):
+        for header in RATE_HEADERS:
+            assert header in response.headers, (response.request.url, header)
+    assert (created.headers["X-RateLimit-Limit"], created.headers["X-RateLimit-Remaining"]) == ("3", "2")
+    assert (image.headers["X-RateLimit-Limit"], image.headers["X-RateLimit-Remaining"]) == ("3", "1")
+    assert (listed.headers["X-RateLimit-Limit"], listed.headers["X-RateLimit-Remaining"]) == ("5", "4")
+    assert read.headers["X-RateLimit-Remaining"] == "3"
+
+
 # -- concurrency ---------------------------------------------------------------------------------
 def test_concurrent_tasks_are_limited_per_account(gw: Gateway) -> None:
     account_id, key = gw.new_account(usd="1", tier="solo")
@@ -281,6 +300,18 @@ def test_admin_pin_overrides_spend(gw: Gateway) -> None:
     assert me(gw, spender_key) == {**me(gw, spender_key), "name": "free", "pinned": True}
     assert create(spender).headers["X-RateLimit-Limit"] == "3"
     assert admin.get(f"/admin/accounts/{spender_id}/credits").json()["tier_pinned"] == "free"
+
+
+@pytest.mark.parametrize(
+    "body", [{}, {"teir": "tier2"}, {"name": "tier2"}], ids=["empty", "misspelled", "other-field"]
+)
+def test_admin_pin_needs_the_tier_field(gw: Gateway, body: dict[str, Any]) -> None:
+    """Only an explicit ``{"tier": null}`` unpins: a body without ``tier`` is a mistake, not an unpin."""
+    account_id, key = gw.new_account(usd=None, tier="tier1")
+    answer = gw.admin().put(f"/admin/accounts/{account_id}/tier", json=body)
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["error"]["code"] == "validation"
+    assert (me(gw, key)["name"], me(gw, key)["pinned"]) == ("tier1", True)
 
 
 def cli(gw: Gateway, *args: str) -> subprocess.CompletedProcess[str]:

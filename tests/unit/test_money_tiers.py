@@ -38,7 +38,20 @@ def test_usd_to_micro(given: str | int | float | Decimal, micro: int) -> None:
 
 @pytest.mark.parametrize(
     "given",
-    ["1.0000001", "0.0000005", "abc", "", "5 dollars", "$5", "0x10", "nan", "NaN", "inf", "-Infinity"],
+    [
+        "1.0000001",
+        "0.0000005",
+        "abc",
+        "",
+        "5 dollars",
+        "$5",
+        "0x10",
+        "nan",
+        "NaN",
+        "inf",
+        "-Infinity",
+        "1e30",
+    ],
 )
 def test_usd_to_micro_refuses(given: str) -> None:
     with pytest.raises(ValidationError) as caught:

@@ -1,0 +1,96 @@
+"""The FAQ of a model page, every answer computed from what this deployment really does."""
+
+from __future__ import annotations
+
+from imagegate.catalog.documents import (
+    Deployment,
+    after_shutdown_text,
+    duration_text,
+    join_words,
+    line_variants,
+    price_text,
+    provider_notes,
+)
+from imagegate.catalog.registry import Catalog
+from imagegate.catalog.schema import ActionName, Line, ModelSpec
+
+
+def _start_answer(catalog: Catalog, line: Line, models: list[ModelSpec], dep: Deployment) -> str:
+    variants = line_variants(catalog, line.slug)
+    live = [v for v in variants if not v.model.lifecycle.retired_on(dep.today)] or variants
+    first = min(live, key=lambda v: (v.model.pricing.from_micro, v.action != ActionName.TEXT_TO_IMAGE))
+    text = f"Start with `{first.slug}` at {price_text(first.model.pricing.from_micro)} an image."
+    if extra := _edit_only_fields(models):
+        text += f" The image-to-image variants also take {join_words(extra)}."
+    for model in models:
+        if model.lifecycle.successor:
+            state = "retired" if model.lifecycle.retired_on(dep.today) else "deprecated"
+            text += f" `{model.id}` is {state}: for new work, use `{model.lifecycle.successor}`."
+    return text
+
+
+def _edit_only_fields(models: list[ModelSpec]) -> list[str]:
+    both = [m for m in models if {ActionName.TEXT_TO_IMAGE, ActionName.EDIT_IMAGE} <= set(m.actions)]
+    names = [
+        name
+        for m in both
+        for name in m.fields_for(ActionName.EDIT_IMAGE)
+        if name not in m.fields_for(ActionName.TEXT_TO_IMAGE)
+    ]
+    return [f"`{name}`" for name in dict.fromkeys(names)]
+
+
+def _free_answer(dep: Deployment) -> str:
+    free = dep.free_calls_per_variant
+    if free > 0:
+        text = f"Yes: every account gets {free} free call{'s' if free != 1 else ''} on each variant."
+        if dep.charges_credits:
+            return text + " After that, each call is charged at the listed price."
+        return text + " Billing is not enabled here, so calls beyond those are not charged either."
+    if dep.charges_credits:
+        return "No: this deployment gives no free calls. Every call is charged at the listed price."
+    return "No: this deployment gives no free calls. Billing is not enabled either, so no call is charged."
+
+
+def faq_sections(catalog: Catalog, line: Line, models: list[ModelSpec], dep: Deployment) -> list[str]:
+    stream = (
+        "Yes: this deployment streams task progress as server-sent events. Polling works as well."
+        if dep.streaming
+        else "Not yet: this deployment does not stream. Create a task, then poll "
+        f"`GET {dep.base_url}/api/v1/tasks/<id>` until its status is `completed` or `failed` "
+        "(the OpenAI-compatible routes wait for the image for you)."
+    )
+    failures = (
+        "Failed generations are not charged: the price held when a task starts is released if it fails."
+        if dep.charges_credits
+        else "Nothing is charged on this deployment (billing is off), so failures cost nothing either."
+    )
+    stored = (
+        "Generated outputs are stored and retrievable by task ID for "
+        f"{duration_text(dep.output_retention_s)}; after that their URLs answer 410. Inputs are not "
+        f"kept: uploaded files expire after {duration_text(dep.upload_retention_s)}, and source images "
+        "are held only until their task ends."
+    )
+    commercial = " ".join(
+        (f"Yes, `{m.id}` may be used commercially." if m.commercial_use else f"No, `{m.id}` may not.")
+        + (f" {m.license_note}" if m.license_note else "")
+        for m in models
+    )
+    faq = [
+        ("Which variant should I start with?", _start_answer(catalog, line, models, dep)),
+        ("Is there a free tier?", _free_answer(dep)),
+        ("Do you stream results?", stream),
+        ("How are failures billed?", failures),
+        ("Are outputs cached?", stored),
+        ("Can I use it commercially?", commercial),
+        ("What about rate limits?", dep.rate_limits or "No per-key rate limits are configured here."),
+        ("Who renders the images here?", " ".join(provider_notes(catalog, models, dep))),
+    ]
+    ending = [m for m in models if m.lifecycle.shutdown_date is not None]
+    if ending:
+        after = " ".join(
+            f"After {m.lifecycle.shutdown_date}, this deployment {after_shutdown_text(catalog, m, dep)}."
+            for m in ending
+        )
+        faq.append(("What happens after the shutdown date?", after))
+    return [f"### {question}\n\n{answer}" for question, answer in faq]
