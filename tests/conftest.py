@@ -23,6 +23,11 @@ from imagegate.settings import Settings
 ADMIN_TOKEN = "test-admin-token"
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked ``after_everything`` run last, once the whole suite has used the gateway."""
+    items.sort(key=lambda item: item.get_closest_marker("after_everything") is not None)
+
+
 class ServerThread:
     """A real uvicorn server on a free loopback port, in a thread with its own event loop."""
 

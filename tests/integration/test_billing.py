@@ -670,6 +670,7 @@ def test_cli_credits_and_ledger_check(tmp_path: Path) -> None:
 
 
 # -- last: the shared gateway's ledger is consistent after everything above ----------------------
+@pytest.mark.after_everything
 def test_zz_session_gateway_ledger_is_clean(gateway: Gateway) -> None:
     check = cli(gateway.settings.data_dir, "ledger", "check")
     assert check.returncode == 0, check.stderr

@@ -102,11 +102,12 @@ async def grant_credits(account: str, gw: GatewayDep, body: Body) -> dict[str, A
         raise ValidationError("usd is required", param="usd")
     amount = usd_to_micro(body["usd"])
     note = body.get("note") if isinstance(body.get("note"), str) else None
+    bonus = body.get("bonus", False)
+    if not isinstance(bonus, bool):
+        raise ValidationError("bonus must be true or false", param="bonus")
     async with gw.db.transaction() as session:
         target = await store.get_account(session, account)
-        totals = await ledger.grant(
-            session, target.id, amount, gw.now(), bonus=bool(body.get("bonus")), note=note
-        )
+        totals = await ledger.grant(session, target.id, amount, gw.now(), bonus=bonus, note=note)
     return {"account_id": target.id, "granted_micro": amount, **totals_view(totals)}
 
 
@@ -121,7 +122,9 @@ async def show_credits(account: str, gw: GatewayDep) -> dict[str, Any]:
 @router.put("/accounts/{account}/tier")
 async def pin_tier(account: str, gw: GatewayDep, body: Body) -> dict[str, Any]:
     """Pin a tier (``{"tier": "tier2"}``) or unpin it (``{"tier": null}``)."""
-    tier = body.get("tier")
+    if "tier" not in body:
+        raise ValidationError("tier is required: a tier name, or null to follow paid spend", param="tier")
+    tier = body["tier"]
     if tier is not None and not isinstance(tier, str):
         raise ValidationError("tier must be a tier name or null", param="tier")
     async with gw.db.transaction() as session:

@@ -86,10 +86,18 @@ async def price_schedules(
 ) -> Response:
     entries = pricing.schedules(gw.catalog, service=service, action=action, model=model)
     tag = pricing.etag(entries)
-    if request.headers.get("if-none-match") == tag:
+    if _matches(request.headers.get("if-none-match"), tag):
         return Response(status_code=304, headers={"ETag": tag})
     body = {"as_of": gw.now().isoformat().replace("+00:00", "Z"), "price_schedules": entries}
     return JSONResponse(body, headers={"ETag": tag})
+
+
+def _matches(header: str | None, tag: str) -> bool:
+    """If-None-Match by weak comparison (RFC 9110 13.1.2): a list, W/ prefixes, or *."""
+    if header is None:
+        return False
+    candidates = [part.strip() for part in header.split(",")]
+    return "*" in candidates or any(c.removeprefix("W/") == tag for c in candidates)
 
 
 @router.post("/price_quotes")
