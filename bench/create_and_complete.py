@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _server import cpu_seconds, running_server
+from _server import WIDE_TIERS, cpu_seconds, running_server
 
 BODY = {
     "model": "gpt-image-1.5",
@@ -80,7 +80,7 @@ async def main() -> None:
     parser.add_argument("--tasks", type=int, default=200, help="tasks per concurrency level (min: clients)")
     parser.add_argument("--levels", default="1,10,100")
     args = parser.parse_args()
-    with running_server() as server:
+    with running_server(IMAGEGATE_DEMO_GRANT_USD="1000", IMAGEGATE_TIERS=WIDE_TIERS) as server:
         print(
             f"imagegate at {server.base_url}, offline provider, 1024x1024 PNG, poll every {POLL_S * 1000:.0f} ms"
         )

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import statistics
 import sys
 import time
@@ -22,7 +21,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _server import cpu_seconds, running_server
+from _server import WIDE_TIERS, cpu_seconds, running_server
 
 BODY = {
     "model": "gpt-image-1.5",
@@ -30,17 +29,6 @@ BODY = {
     "aspect_ratio": "1:1",
     "quality": "medium",
 }
-WIDE_TIERS = json.dumps(
-    [
-        {
-            "name": "bench",
-            "creates_per_minute": 1_000_000,
-            "reads_per_minute": 1_000_000,
-            "max_concurrent": 1_000_000,
-            "paid_spend_threshold_micro": 0,
-        }
-    ]
-)
 COMMON = {
     "IMAGEGATE_DEFAULT_PROVIDER": "fake",
     "IMAGEGATE_DEMO_GRANT_USD": "1000",

@@ -213,6 +213,17 @@ async def _settle(session: AsyncSession, task: Task, status: TaskStatus, now: da
         await free_calls.give_back(session, task.account_id, task.variant)
 
 
+async def _ended(session: AsyncSession, task: Task, status: TaskStatus, now: datetime) -> list[str]:
+    """In the transaction that ended a task: settle its hold and forget its held inputs.
+
+    Returns the storage keys to delete once the transaction has committed (inputs are not cached).
+    """
+    await _settle(session, task, status, now)
+    files = await store.files_of_task(session, task.id)
+    await store.forget_files(session, [f.id for f in files])
+    return [f.key for f in files]
+
+
 async def cancel(gw: Gateway, who: Principal, task_id: str) -> Task:
     async with gw.db.transaction() as session:
         task = await store.get_for_account(session, who.account_id, task_id)
@@ -221,10 +232,9 @@ async def cancel(gw: Gateway, who: Principal, task_id: str) -> Task:
             raise ConflictError(
                 f"Task {task_id} is already {task.status}; only pending or processing tasks can be canceled."
             )
-        await _settle(session, task, TaskStatus.CANCELED, now)
-    async with gw.db.transaction() as session:
-        task = await store.get_for_account(session, who.account_id, task_id)
-    await _drop_inputs(gw, task_id)
+        keys = await _ended(session, task, TaskStatus.CANCELED, now)
+        await session.refresh(task)
+    await _delete_keys(gw, keys)
     gw.notifier.task_ended(task_id)
     return task
 
@@ -330,25 +340,16 @@ async def run(gw: Gateway, task_id: str) -> bool:
 
 async def _conclude(gw: Gateway, task: Task, status: TaskStatus, values: dict[str, Any]) -> None:
     now = gw.now()
+    keys: list[str] = []
     async with gw.db.transaction() as session:
         finished = await store.finish(session, task.id, status, {"completed_at": now, **values})
         if finished:
-            await _settle(session, task, status, now)
+            keys = await _ended(session, task, status, now)
     if not finished and status is TaskStatus.COMPLETED:
-        # Canceled while running: its outputs must not outlive it.
-        for image in values.get("images", []):
-            await gw.storage.delete(image["key"])
-    await _drop_inputs(gw, task.id)
+        # Canceled while running: its outputs must not outlive it (the cancel dropped the inputs).
+        keys = [image["key"] for image in values.get("images", [])]
+    await _delete_keys(gw, keys)
     gw.notifier.task_ended(task.id)
-
-
-async def _drop_inputs(gw: Gateway, task_id: str) -> None:
-    """Inputs are not cached: a task's held input bytes go when it ends."""
-    async with gw.db.transaction() as session:
-        files = await store.files_of_task(session, task_id)
-        for record in files:
-            await gw.storage.delete(record.key)
-        await store.forget_files(session, [f.id for f in files])
 
 
 async def recover(gw: Gateway, *, all_processing: bool) -> list[str]:
@@ -356,6 +357,7 @@ async def recover(gw: Gateway, *, all_processing: bool) -> list[str]:
     now = gw.now()
     to_run: list[str] = []
     failed: list[str] = []
+    keys: list[str] = []
     async with gw.db.transaction() as session:
         for task in await store.orphaned(session, None if all_processing else now):
             if task.attempts < gw.settings.max_attempts:
@@ -368,7 +370,7 @@ async def recover(gw: Gateway, *, all_processing: bool) -> list[str]:
                     "error_code": "worker_lost",
                 }
                 if await store.finish(session, task.id, TaskStatus.FAILED, values):
-                    await _settle(session, task, TaskStatus.FAILED, now)
+                    keys += await _ended(session, task, TaskStatus.FAILED, now)
                     failed.append(task.id)
         # Holds older than any task may live: the task is failed and the hold released.
         deadline = (
@@ -381,12 +383,12 @@ async def recover(gw: Gateway, *, all_processing: bool) -> list[str]:
                 "error_code": "timeout",
             }
             if await store.fail_active(session, task.id, values):
-                await _settle(session, task, TaskStatus.FAILED, now)
+                keys += await _ended(session, task, TaskStatus.FAILED, now)
                 failed.append(task.id)
         if all_processing:  # start-up: nothing is queued in this process yet
             to_run.extend(await store.pending_ids(session))
+    await _delete_keys(gw, keys)
     for task_id in failed:
-        await _drop_inputs(gw, task_id)
         gw.notifier.task_ended(task_id)
     return to_run
 
