@@ -40,6 +40,10 @@ async def create_account(session: AsyncSession, name: str) -> Account:
     session.add(account)
     try:
         await session.flush()
+        # The balance row exists from the start, so the first creations' row lock never races
+        # two INSERTs (PostgreSQL would fail one of them).
+        session.add(Balance(account_id=account.id))
+        await session.flush()
     except IntegrityError:
         raise ConflictError(f"An account named {name!r} already exists.", param="name") from None
     return account

@@ -54,17 +54,7 @@ class Totals:
 
 async def ensure_balance(session: AsyncSession, account_id: str) -> None:
     if await session.get(Balance, account_id) is None:
-        session.add(
-            Balance(
-                account_id=account_id,
-                paid_micro=0,
-                bonus_micro=0,
-                held_micro=0,
-                spent_paid_micro=0,
-                spent_bonus_micro=0,
-                version=0,
-            )
-        )
+        session.add(Balance(account_id=account_id))
         await session.flush()
 
 
