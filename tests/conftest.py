@@ -19,6 +19,9 @@ from PIL import Image
 
 from imagegate.api import create_app
 from imagegate.settings import Settings
+from tests.serving import serve
+
+__all__ = ["serve"]  # a fixture: `imagegate serve` as a subprocess
 
 ADMIN_TOKEN = "test-admin-token"
 

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import re
-import signal
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -22,6 +19,7 @@ import pytest
 from imagegate.limits import Tier
 from imagegate.settings import Settings
 from tests.conftest import T2I_15, Gateway, start_gateway
+from tests.serving import Start
 
 IMAGEGATE = Path(sys.executable).parent / "imagegate"
 WINDOW_S = 2
@@ -366,51 +364,10 @@ def test_default_tiers(monkeypatch: pytest.MonkeyPatch) -> None:
 
 # -- the demo account of `imagegate serve` -------------------------------------------------------
 @pytest.fixture
-def served(tmp_path: Path) -> Iterator[tuple[str, str]]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("IMAGEGATE_")}
-    env["COLUMNS"] = "300"
-    process = subprocess.Popen(
-        [str(IMAGEGATE), "serve", "--port", "0"],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    lines: queue.Queue[str | None] = queue.Queue()
-
-    def pump() -> None:
-        assert process.stdout is not None
-        for line in process.stdout:
-            lines.put(line)
-        lines.put(None)
-
-    reader = threading.Thread(target=pump, daemon=True)
-    reader.start()
-    try:
-        key = url = None
-        deadline = time.monotonic() + 30
-        while url is None:
-            line = lines.get(timeout=max(0.1, deadline - time.monotonic()))
-            assert line is not None, "imagegate serve exited before listening"
-            if line.strip().startswith("ig_"):
-                key = line.strip()
-            found = re.search(r"imagegate listening on (\S+)", line)
-            if found:
-                url = found.group(1)
-        assert key is not None, "no demo key in the banner"
-        yield url, key
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=15)
-        reader.join(timeout=5)
-        if process.stdout is not None:
-            process.stdout.close()
+def served(serve: Start, tmp_path: Path) -> tuple[str, str]:
+    server = serve(tmp_path)
+    assert server.demo_key is not None, "no demo key in the banner"
+    return server.base_url, server.demo_key
 
 
 def test_the_demo_account_is_pinned_to_tier2_with_5_dollars(served: tuple[str, str]) -> None:
