@@ -150,6 +150,7 @@ async def hold(session: AsyncSession, balance: Balance, task: Task, now: datetim
 
 
 async def _end_hold(session: AsyncSession, task: Task, to: HoldState, now: datetime) -> bool:
+    """Move the hold held -> ``to`` once (a conditional UPDATE), then record it. False if it had ended."""
     moved = await session.execute(
         update(Task)
         .where(Task.id == task.id, Task.hold_state == HoldState.HELD)
@@ -160,33 +161,31 @@ async def _end_hold(session: AsyncSession, task: Task, to: HoldState, now: datet
         )
         .execution_options(synchronize_session=False)
     )
-    return bool(moved.rowcount == 1)  # type: ignore[attr-defined]
+    if moved.rowcount != 1:  # type: ignore[attr-defined]
+        return False
+    price, bonus_part = task.charge_micro, task.hold_bonus_micro
+    balance = await lock(session, task.account_id)
+    balance.held_micro -= price
+    if to is HoldState.CAPTURED:  # the money is spent
+        balance.spent_bonus_micro += bonus_part
+        balance.spent_paid_micro += price - bonus_part
+        kind = LedgerKind.CAPTURE
+    else:  # the money goes back to the buckets it came from
+        balance.bonus_micro += bonus_part
+        balance.paid_micro += price - bonus_part
+        kind = LedgerKind.RELEASE
+    session.add(_entry(task.account_id, kind, price, bonus_part, now, task.id, None))
+    return True
 
 
 async def capture(session: AsyncSession, task: Task, now: datetime) -> bool:
     """Charge a completed task's hold. False if the hold had already ended."""
-    if not await _end_hold(session, task, HoldState.CAPTURED, now):
-        return False
-    price, bonus_part = task.charge_micro, task.hold_bonus_micro
-    balance = await lock(session, task.account_id)
-    balance.held_micro -= price
-    balance.spent_bonus_micro += bonus_part
-    balance.spent_paid_micro += price - bonus_part
-    session.add(_entry(task.account_id, LedgerKind.CAPTURE, price, bonus_part, now, task.id, None))
-    return True
+    return await _end_hold(session, task, HoldState.CAPTURED, now)
 
 
 async def release(session: AsyncSession, task: Task, now: datetime) -> bool:
     """Give a failed, canceled or expired task's hold back. False if it had already ended."""
-    if not await _end_hold(session, task, HoldState.RELEASED, now):
-        return False
-    price, bonus_part = task.charge_micro, task.hold_bonus_micro
-    balance = await lock(session, task.account_id)
-    balance.held_micro -= price
-    balance.bonus_micro += bonus_part
-    balance.paid_micro += price - bonus_part
-    session.add(_entry(task.account_id, LedgerKind.RELEASE, price, bonus_part, now, task.id, None))
-    return True
+    return await _end_hold(session, task, HoldState.RELEASED, now)
 
 
 @dataclass(frozen=True)
