@@ -8,6 +8,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -18,12 +19,16 @@ import uvicorn
 from PIL import Image
 
 from imagegate.api import create_app
+from imagegate.clock import Clock, ManualClock
 from imagegate.settings import Settings
 from tests.serving import serve
 
 __all__ = ["serve"]  # a fixture: `imagegate serve` as a subprocess
 
 ADMIN_TOKEN = "test-admin-token"
+# Every in-process gateway lives on this calendar, whatever the real date: gpt-image-1.5 is
+# still live (it shuts down 2026-12-01). Retirement tests move the clock or the dates on purpose.
+TEST_EPOCH = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -34,9 +39,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 class ServerThread:
     """A real uvicorn server on a free loopback port, in a thread with its own event loop."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, clock: Clock) -> None:
         self.settings = settings
-        self.app = create_app(settings)
+        self.app = create_app(settings, clock=clock)
         config = uvicorn.Config(self.app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
@@ -63,6 +68,7 @@ class Gateway:
     base_url: str
     settings: Settings
     thread: ServerThread
+    clock: ManualClock
     clients: list[httpx.Client] = field(default_factory=list)
 
     def client(self, key: str | None = None, **kwargs: Any) -> httpx.Client:
@@ -123,18 +129,16 @@ def make_settings(data_dir: Path, **overrides: Any) -> Settings:
         "demo_account": False,
         "max_upload_bytes": 2 * 1024 * 1024,
         "log_level": "warning",
-        # Lifecycles are judged as of this date, so tests do not change meaning on 2026-12-01;
-        # retirement tests move it (or the shutdown dates) on purpose.
-        "catalog_date": "2026-11-25",
     }
     values.update(overrides)
     return Settings(**values)
 
 
-def start_gateway(data_dir: Path, **overrides: Any) -> Gateway:
+def start_gateway(data_dir: Path, *, clock: ManualClock | None = None, **overrides: Any) -> Gateway:
     settings = make_settings(data_dir, **overrides)
-    thread = ServerThread(settings)
-    return Gateway(base_url=thread.start(), settings=settings, thread=thread)
+    clock = clock or ManualClock(TEST_EPOCH)
+    thread = ServerThread(settings, clock)
+    return Gateway(base_url=thread.start(), settings=settings, thread=thread, clock=clock)
 
 
 @pytest.fixture(scope="session")

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 
 from imagegate.accounts.store import Principal
 from imagegate.catalog import Catalog, ModelSpec, load_catalog
+from imagegate.clock import SYSTEM_CLOCK, Clock
 from imagegate.db.migrate import upgrade_async
 from imagegate.db.session import Database
 from imagegate.limits import RateLimiter, Tier, tier_for
@@ -28,9 +29,10 @@ class Gateway:
     limiter: RateLimiter
     providers: Providers = field(default_factory=Providers)
     notifier: Notifier = field(default_factory=Notifier)
+    clock: Clock = SYSTEM_CLOCK
 
     @classmethod
-    async def open(cls, settings: Settings) -> Gateway:
+    async def open(cls, settings: Settings, clock: Clock = SYSTEM_CLOCK) -> Gateway:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         await upgrade_async(settings.resolved_database_url)
         return cls(
@@ -40,6 +42,7 @@ class Gateway:
             storage=open_storage(settings.resolved_storage_url),
             signer=UrlSigner(load_or_create_secret(settings.data_dir / "signing.key")),
             limiter=RateLimiter(settings.rate_limit_storage_url, settings.rate_window_s),
+            clock=clock,
         )
 
     async def close(self) -> None:
@@ -60,10 +63,13 @@ class Gateway:
     def provider_name(self, model: ModelSpec) -> str:
         return model.provider or self.settings.default_provider
 
-    @staticmethod
-    def now() -> datetime:
-        return datetime.now(UTC)
+    def now(self) -> datetime:
+        return self.clock.now()
 
     def today(self) -> date:
-        """The date model lifecycles are judged by."""
-        return self.settings.catalog_date or self.now().date()
+        """Today on the real calendar: billing days, usage windows."""
+        return self.clock.today()
+
+    def lifecycle_date(self) -> date:
+        """The date model lifecycles are judged by: ``catalog_date`` if set, else today."""
+        return self.settings.catalog_date or self.clock.today()

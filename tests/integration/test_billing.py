@@ -12,7 +12,7 @@ import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import closing
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -65,10 +65,6 @@ def cli(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(IMAGEGATE), *args], env=env, capture_output=True, text=True, timeout=60, check=False
     )
-
-
-def today() -> str:
-    return datetime.now(UTC).date().isoformat()
 
 
 @pytest.fixture(scope="module")
@@ -307,7 +303,7 @@ def test_usage_per_day_and_variant(nofree: Gateway) -> None:
     statuses = [nofree.wait(user, task_id)["status"] for task_id in ids]
     assert statuses == ["completed", "completed", "failed", "completed"]
 
-    day = today()
+    day = nofree.clock.today().isoformat()
     report = user.get("/api/v1/me/usage")
     assert report.status_code == 200, report.text
     body = report.json()
@@ -324,8 +320,8 @@ def test_usage_per_day_and_variant(nofree: Gateway) -> None:
 
     same = user.get("/api/v1/me/usage", params={"from": day, "to": day}).json()
     assert same["data"] == body["data"]
-    yesterday = (datetime.now(UTC).date() - timedelta(days=1)).isoformat()
-    month_ago = (datetime.now(UTC).date() - timedelta(days=30)).isoformat()
+    yesterday = (nofree.clock.today() - timedelta(days=1)).isoformat()
+    month_ago = (nofree.clock.today() - timedelta(days=30)).isoformat()
     earlier = user.get("/api/v1/me/usage", params={"from": month_ago, "to": yesterday})
     assert earlier.status_code == 200, earlier.text
     assert earlier.json()["data"] == []

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
 import uuid
 from collections.abc import Iterator
-from contextlib import closing
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -164,33 +163,28 @@ def test_a_refused_request_does_not_use_up_its_key(gw: Gateway) -> None:
     assert settled_balance(gw, user) == 1_000_000 - 40_000
 
 
-def age_key(gw: Gateway, key: str, hours: int) -> None:
-    """Pretend the key was first used ``hours`` ago."""
-    with closing(sqlite3.connect(gw.settings.data_dir / "imagegate.db")) as db, db:
-        moved = db.execute(
-            "UPDATE idempotency_keys SET created_at = datetime('now', ?) WHERE key = ?",
-            (f"-{hours} hours", key),
-        )
-        assert moved.rowcount == 1
+def test_a_key_lives_24_hours(tmp_path: Path) -> None:
+    gw = start_gateway(tmp_path, free_calls_per_variant=0)  # its own clock, moved on by a day
+    try:
+        _, user = account(gw)
+        key = new_key()
+        first = post(user, T2I_15, key)
+        assert first.status_code == 200, first.text
+        gw.wait(user, first.json()["id"])
+        gw.clock.advance(23 * 3600)
+        assert post(user, T2I_15, key).json()["id"] == first.json()["id"]
+        assert post(user, {**T2I_15, "prompt": "another"}, key).status_code == 409
 
-
-def test_a_key_lives_24_hours(gw: Gateway) -> None:
-    _, user = account(gw)
-    key = new_key()
-    first = post(user, T2I_15, key)
-    assert first.status_code == 200, first.text
-    age_key(gw, key, 23)
-    assert post(user, T2I_15, key).json()["id"] == first.json()["id"]
-    assert post(user, {**T2I_15, "prompt": "another"}, key).status_code == 409
-
-    age_key(gw, key, 25)
-    later = post(user, {**T2I_15, "prompt": "another"}, key)
-    assert later.status_code == 200, later.text
-    assert later.json()["id"] != first.json()["id"]
-    assert later.json().get("task_replayed") is not True
-    assert post(user, {**T2I_15, "prompt": "another"}, key).json()["id"] == later.json()["id"]
-    assert len(tasks(user)) == 2
-    assert settled_balance(gw, user) == 1_000_000 - 2 * 40_000
+        gw.clock.advance(2 * 3600)
+        later = post(user, {**T2I_15, "prompt": "another"}, key)
+        assert later.status_code == 200, later.text
+        assert later.json()["id"] != first.json()["id"]
+        assert later.json().get("task_replayed") is not True
+        assert post(user, {**T2I_15, "prompt": "another"}, key).json()["id"] == later.json()["id"]
+        assert len(tasks(user)) == 2
+        assert settled_balance(gw, user) == 1_000_000 - 2 * 40_000
+    finally:
+        gw.close()
 
 
 def test_concurrent_duplicates_make_one_task(gw: Gateway) -> None:

@@ -29,6 +29,7 @@ from imagegate.accounts.store import Principal
 from imagegate.billing import ledger
 from imagegate.catalog import ActionName
 from imagegate.catalog.contract import validate
+from imagegate.clock import ManualClock
 from imagegate.db.models import FreeCallUsage, LedgerEntry, Task
 from imagegate.errors import ConflictError, InsufficientCreditsError
 from imagegate.gateway import Gateway
@@ -36,7 +37,7 @@ from imagegate.limits import Tier
 from imagegate.settings import Settings
 from imagegate.tasks import service
 from imagegate.tasks.service import Submission
-from tests.conftest import png_bytes
+from tests.conftest import TEST_EPOCH, png_bytes
 
 T = TypeVar("T")
 
@@ -94,12 +95,11 @@ def open_gateway(data_dir: Path, loop: asyncio.AbstractEventLoop) -> Gateway:
         "data_dir": data_dir,
         "default_provider": "fake",
         "free_calls_per_variant": 1,
-        "catalog_date": "2026-11-25",  # gpt-image-1.5 still served as itself
         "tiers": [UNLIMITED],
         "demo_account": False,
         "log_level": "warning",
     }
-    return loop.run_until_complete(Gateway.open(Settings(**values)))
+    return loop.run_until_complete(Gateway.open(Settings(**values), ManualClock(TEST_EPOCH)))
 
 
 async def new_principal(gw: Gateway, name: str) -> Principal:

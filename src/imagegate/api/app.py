@@ -10,17 +10,18 @@ from fastapi import FastAPI
 
 from imagegate import __version__
 from imagegate.api import admin, billing, catalog, errors, files, openai, runapi
+from imagegate.clock import SYSTEM_CLOCK, Clock
 from imagegate.gateway import Gateway
 from imagegate.queue import LocalQueue
 from imagegate.settings import Settings
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, *, clock: Clock = SYSTEM_CLOCK) -> FastAPI:
     settings = settings or Settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        gw = await Gateway.open(settings)
+        gw = await Gateway.open(settings, clock)
         queue = LocalQueue(gw, settings.workers)
         app.state.gateway = gw
         app.state.queue = queue

@@ -21,7 +21,7 @@ def deployment(gw: Gateway, base: str) -> Deployment:
     settings = gw.settings
     return Deployment(
         base_url=base,
-        today=gw.today(),
+        today=gw.lifecycle_date(),
         provider_for=gw.provider_name,
         retired_models=settings.retired_models,
         output_retention_s=settings.output_retention_s,

@@ -117,7 +117,7 @@ async def submit(gw: Gateway, who: Principal, sub: Submission, enqueue: Enqueue)
     the account's balance row: idempotency, the concurrency limit, the free call or the
     hold, the row itself. A refusal (402, 409, 429) leaves no task, no hold, no files.
     """
-    served = resolve(gw.catalog, sub.model, sub.params, gw.today(), gw.settings.retired_models)
+    served = resolve(gw.catalog, sub.model, sub.params, gw.lifecycle_date(), gw.settings.retired_models)
     variant = gw.catalog.variant(sub.model, sub.action)
     width, height = sub.size or served.model.render.size_for(served.params)
     tier = gw.tier(who)
