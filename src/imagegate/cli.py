@@ -105,6 +105,7 @@ def serve(
     import uvicorn
 
     from imagegate.api import create_app
+    from imagegate.api.app import GatewayServer
 
     overrides: dict[str, Any] = {
         k: v for k, v in {"host": host, "port": port, "workers": workers}.items() if v is not None
@@ -124,7 +125,7 @@ def serve(
     out.print(f"imagegate listening on {base} (data in {settings.data_dir.resolve()})", highlight=False)
     sys.stdout.flush()
     config = uvicorn.Config(create_app(settings), log_level=settings.log_level, access_log=False)
-    uvicorn.Server(config).run(sockets=[sock])
+    GatewayServer(config).run(sockets=[sock])
 
 
 @app.command("settings")

@@ -13,6 +13,7 @@ GatewayError                      any error a client sees: status, stable code, 
 ├── InsufficientCreditsError     402 insufficient_credits
 ├── RateLimitError               429 rate_limit
 ├── UpstreamError                502 upstream_error
+├── ServiceUnavailableError      503 unavailable
 ├── GatewayTimeoutError          504 timeout
 └── ServerError                  500 server
 """
@@ -37,6 +38,7 @@ class ErrorCode(StrEnum):
     UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"  # not an image we can read
     UPSTREAM_ERROR = "upstream_error"  # the provider failed
     TIMEOUT = "timeout"  # a synchronous call outlived its wait; the task goes on
+    UNAVAILABLE = "unavailable"  # the server is stopping; the task goes on after its restart
     SERVER = "server"  # a bug on our side
 
 
@@ -129,6 +131,10 @@ class RateLimitError(GatewayError):
 
 class UpstreamError(GatewayError):
     status_code, code = 502, ErrorCode.UPSTREAM_ERROR
+
+
+class ServiceUnavailableError(GatewayError):
+    status_code, code = 503, ErrorCode.UNAVAILABLE
 
 
 class GatewayTimeoutError(GatewayError):

@@ -67,6 +67,12 @@ class Settings(BaseSettings):
     )
     workers: int = Field(4, ge=1, le=256, description="Tasks the in-process worker pool runs at once.")
     task_timeout_s: float = Field(600.0, gt=0, description="A task running longer than this fails.")
+    lease_s: float = Field(
+        30.0,
+        gt=0,
+        description="How long a worker's claim on a running task lasts unless renewed (it renews every "
+        "third of it); a crashed worker's tasks are taken up again after this.",
+    )
     max_attempts: int = Field(
         2, ge=1, description="Runs a task gets when a worker dies under it before it is failed."
     )

@@ -69,7 +69,8 @@ def test_quick_start(serve: Start, tmp_path: Path) -> None:
 
     data = tmp_path / ".imagegate"
     assert (data / "imagegate.db").is_file()
-    assert [p.name for p in data.rglob(f"{task_id}/*")] == ["0.png"]
+    stored = [p.name for p in data.rglob(f"{task_id}/*")]
+    assert len(stored) == 1 and stored[0].endswith("-0.png"), stored  # one run's key, image 0
     server.stop()
     assert server.process.returncode is not None
 
@@ -94,15 +95,22 @@ def test_data_dir_setting_moves_the_data(serve: Start, tmp_path: Path) -> None:
     task = poll(lambda: run_curl(server.curl_lines()[1].replace("TASK_ID", created["id"])), terminal)
     assert task["status"] == "completed"
     assert (elsewhere / "imagegate.db").is_file()
-    assert [p.name for p in elsewhere.rglob(f"{created['id']}/*")] == ["0.png"]
+    assert [p.name[-6:] for p in elsewhere.rglob(f"{created['id']}/*")] == ["-0.png"]
     assert not (cwd / ".imagegate").exists()
     assert list(cwd.iterdir()) == []
 
 
 # -- restart recovery ----------------------------------------------------------------------------
 def crash_while_processing(serve: Start, cwd: Path, **env: str) -> tuple[Server, str, str]:
-    """Start, create a stalling task, SIGKILL the server while it runs it, start again."""
-    env = {"IMAGEGATE_DEFAULT_PROVIDER": "fake", **env}
+    """Start, create a stalling task, SIGKILL the server while it runs it, start again.
+
+    A short lease, so the new process may take the task over soon after the kill."""
+    env = {
+        "IMAGEGATE_DEFAULT_PROVIDER": "fake",
+        "IMAGEGATE_LEASE_S": "1",
+        "IMAGEGATE_SWEEP_INTERVAL_S": "0.2",
+        **env,
+    }
     server = serve(cwd, **env)
     key = server.demo_key
     assert key

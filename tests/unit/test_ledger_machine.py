@@ -14,7 +14,6 @@ import tempfile
 from collections import Counter
 from collections.abc import Coroutine
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -35,7 +34,7 @@ from imagegate.errors import ConflictError, InsufficientCreditsError
 from imagegate.gateway import Gateway
 from imagegate.limits import Tier
 from imagegate.settings import Settings
-from imagegate.tasks import service
+from imagegate.tasks import recovery, runner, service
 from imagegate.tasks.service import Submission
 from tests.conftest import TEST_EPOCH, png_bytes
 
@@ -88,6 +87,11 @@ class Expected:
     charge: int
     bonus_part: int
     status: str = "pending"
+
+
+def advance(gw: Gateway, seconds: float) -> None:
+    assert isinstance(gw.clock, ManualClock)
+    gw.clock.advance(seconds)
 
 
 def open_gateway(data_dir: Path, loop: asyncio.AbstractEventLoop) -> Gateway:
@@ -223,7 +227,7 @@ class LedgerMachine(RuleBasedStateMachine):
     @rule(data=st.data())
     def complete(self, data: st.DataObject) -> None:
         task_id = data.draw(st.sampled_from(self.pending))
-        assert self.run(service.run(self.gw, task_id)) is False
+        assert self.run(runner.run(self.gw, task_id)) is False
         assert self._status(task_id) == "completed"
         self.pending.remove(task_id)
         self._captured(task_id)
@@ -233,7 +237,7 @@ class LedgerMachine(RuleBasedStateMachine):
         task_id = self._submit(kind, "a lighthouse [fail]")
         if task_id is None:
             return
-        assert self.run(service.run(self.gw, task_id)) is False
+        assert self.run(runner.run(self.gw, task_id)) is False
         assert self._status(task_id) == "failed"
         self._released(task_id, "failed")
 
@@ -268,12 +272,8 @@ class LedgerMachine(RuleBasedStateMachine):
     @rule()
     def expire(self) -> None:
         """Recovery long after the task timeout: every pending task fails and its hold goes back."""
-        later = self.gw.now() + timedelta(seconds=self.gw.settings.task_timeout_s * 10) + timedelta(hours=1)
-        self.gw.now = lambda: later  # type: ignore[method-assign]
-        try:
-            self.run(service.recover(self.gw, all_processing=False))
-        finally:
-            del self.gw.now
+        advance(self.gw, self.gw.settings.task_timeout_s * 10 + 3600)
+        self.run(recovery.recover(self.gw))
         for task_id in self.pending:
             assert self._status(task_id) == "failed"
             self._released(task_id, "failed")
@@ -288,7 +288,7 @@ class LedgerMachine(RuleBasedStateMachine):
         before = self.run(self._counts())
         with pytest.raises(ConflictError):
             self.run(service.cancel(self.gw, self.who, task_id))
-        assert self.run(service.run(self.gw, task_id)) is False
+        assert self.run(runner.run(self.gw, task_id)) is False
         assert self.run(self._counts()) == before
         assert self._status(task_id) == self.tasks[task_id].status
 
@@ -382,15 +382,11 @@ def test_a_hold_older_than_the_task_timeout_is_released(machine_gateway: Any) ->
         paid = await service.submit(gw, who, submission(gw, kind, "paid"), lambda _: None)
         assert free.task.free_call and not paid.task.free_call
         # Recovery before the deadline leaves them alone.
-        await service.recover(gw, all_processing=False)
+        await recovery.recover(gw)
         async with gw.db.sessions() as session:
             assert (await ledger.totals(session, who.account_id)).held_micro == 40_000
-        later = gw.now() + timedelta(seconds=gw.settings.task_timeout_s * gw.settings.max_attempts + 3600)
-        gw.now = lambda: later
-        try:
-            await service.recover(gw, all_processing=False)
-        finally:
-            del gw.now
+        advance(gw, gw.settings.task_timeout_s * gw.settings.max_attempts + 3600)
+        await recovery.recover(gw)
         async with gw.db.sessions() as session:
             totals = await ledger.totals(session, who.account_id)
             assert totals == ledger.Totals(1_000_000, 0, 0, 0, 0)

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from types import FrameType
 from typing import Any
 
+import uvicorn
 from fastapi import FastAPI
 
 from imagegate import __version__
 from imagegate.api import admin, billing, catalog, errors, files, openai, runapi
 from imagegate.clock import SYSTEM_CLOCK, Clock
 from imagegate.gateway import Gateway
-from imagegate.queue import LocalQueue
+from imagegate.queue import LocalQueue, Queue
 from imagegate.settings import Settings
 
 
@@ -22,7 +25,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = SYSTEM_CLOCK)
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         gw = await Gateway.open(settings, clock)
-        queue = LocalQueue(gw, settings.workers)
+        queue: Queue = LocalQueue(gw, settings.workers)
         app.state.gateway = gw
         app.state.queue = queue
         await queue.start()
@@ -52,3 +55,27 @@ def create_app(settings: Settings | None = None, *, clock: Clock = SYSTEM_CLOCK)
     app.include_router(billing.router)
     app.include_router(runapi.router)  # last: its /{service}/{id} patterns are the broadest
     return app
+
+
+STOP_GRACE_S = 8  # a graceful stop returns within 10 s: open requests get this long to finish
+
+
+class GatewayServer(uvicorn.Server):
+    """uvicorn that tells the gateway a stop has begun before it waits for open requests,
+    so synchronous calls still waiting on their task answer 503 at once instead of holding
+    the stop for minutes; their tasks are handed back and go on after the restart."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        config.timeout_graceful_shutdown = config.timeout_graceful_shutdown or STOP_GRACE_S
+        super().__init__(config)
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def serve(self, sockets: Any = None) -> None:
+        self._loop = asyncio.get_running_loop()
+        await super().serve(sockets)
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        super().handle_exit(sig, frame)
+        gw = getattr(getattr(self.config.app, "state", None), "gateway", None)  # set by the lifespan
+        if gw is not None and self._loop is not None:
+            self._loop.call_soon_threadsafe(gw.notifier.close)

@@ -83,8 +83,7 @@ async def create_file(
         data, file_name = await _from_json(request, gw)
     upload = await inputs.check_upload(gw, data, "file", file_name)
     ttl = timedelta(seconds=gw.settings.upload_retention_s)
-    async with gw.db.transaction() as session:
-        record = await inputs.hold(gw, session, who.account_id, upload, task_id=None, ttl=ttl)
+    (record,) = await inputs.hold(gw, who.account_id, [upload], task_id=None, ttl=ttl)
     return {
         "id": record.id,
         "object": "file",

@@ -28,6 +28,7 @@ from imagegate.errors import (
     GatewayError,
     GatewayTimeoutError,
     ServerError,
+    ServiceUnavailableError,
     UpstreamError,
     ValidationError,
 )
@@ -158,6 +159,12 @@ async def _wait(gw: Gateway, task_id: str, account_id: str) -> Task:
                 task = await store.get_for_account(session, account_id, task_id)
             if TaskStatus(task.status).terminal:
                 return task
+            if gw.notifier.closed:
+                raise ServiceUnavailableError(
+                    f"The server is restarting; the task goes on. Poll GET /api/v1/tasks/{task_id}.",
+                    headers={"Retry-After": "5"},
+                    extra={"task_id": task_id},
+                )
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise GatewayTimeoutError(

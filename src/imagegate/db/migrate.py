@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 from importlib import resources
 
 from alembic import command
 from alembic.config import Config
+from sqlalchemy.engine import make_url
 
 
 def alembic_config(database_url: str) -> Config:
@@ -18,7 +21,18 @@ def alembic_config(database_url: str) -> Config:
     return config
 
 
+def create_private_sqlite_file(database_url: str) -> None:
+    """Create a new SQLite file owner-only (0600) before SQLite makes it with the umask's mode;
+    its -wal and -shm files take the same mode. It holds key hashes and the ledger."""
+    url = make_url(database_url)
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        return
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(url.database, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+
+
 def upgrade(database_url: str) -> None:
+    create_private_sqlite_file(database_url)
     command.upgrade(alembic_config(database_url), "head")
 
 

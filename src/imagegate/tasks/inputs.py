@@ -10,12 +10,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import delete
 
 from imagegate.db.models import StoredFile
 from imagegate.errors import GatewayError, ValidationError
@@ -54,44 +55,61 @@ async def check_upload(gw: Gateway, data: bytes, param: str, file_name: str | No
     return Upload(data=data, content_type=info.content_type, file_name=file_name)
 
 
-async def put_bytes(gw: Gateway, upload: Upload) -> str:
-    """Store input bytes under a new key. Done before the task's transaction, which stays short."""
-    key = f"inputs/{uuid.uuid4()}.{EXTENSIONS.get(upload.content_type, 'bin')}"
-    await gw.storage.put(key, upload.data, upload.content_type)
-    return key
-
-
-def file_record(
-    gw: Gateway, account_id: str, upload: Upload, key: str, *, task_id: str | None, ttl: timedelta
-) -> StoredFile:
-    """The row that gets ``key`` deleted on time (when its task ends, or at ``ttl``)."""
-    now = gw.now()
-    return StoredFile(
-        id=str(uuid.uuid4()),
-        account_id=account_id,
-        task_id=task_id,
-        key=key,
-        file_name=upload.file_name,
-        mime_type=upload.content_type,
-        size_bytes=len(upload.data),
-        created_at=now,
-        expires_at=now + ttl,
-    )
+def _new_key(upload: Upload) -> str:
+    return f"inputs/{uuid.uuid4()}.{EXTENSIONS.get(upload.content_type, 'bin')}"
 
 
 async def hold(
     gw: Gateway,
-    session: AsyncSession,
     account_id: str,
-    upload: Upload,
+    uploads: list[Upload],
     *,
     task_id: str | None,
     ttl: timedelta,
-) -> StoredFile:
-    """Put input bytes in storage and record them so they are deleted on time."""
-    record = file_record(gw, account_id, upload, await put_bytes(gw, upload), task_id=task_id, ttl=ttl)
-    session.add(record)
-    return record
+) -> list[StoredFile]:
+    """Keep input bytes in storage, recorded so they are deleted on time.
+
+    The records commit before any byte is written: bytes left behind by a crash at any
+    point are always named by a row that the sweeper deletes when it expires. A record
+    with no bytes behind it (a crash between the two) is harmless: deleting it is a no-op.
+    """
+    if not uploads:
+        return []
+    now = gw.now()
+    records = [
+        StoredFile(
+            id=str(uuid.uuid4()),
+            account_id=account_id,
+            task_id=task_id,
+            key=_new_key(upload),
+            file_name=upload.file_name,
+            mime_type=upload.content_type,
+            size_bytes=len(upload.data),
+            created_at=now,
+            expires_at=now + ttl,
+        )
+        for upload in uploads
+    ]
+    async with gw.db.transaction() as session:
+        session.add_all(records)
+    try:
+        for record, upload in zip(records, uploads, strict=True):
+            await gw.storage.put(record.key, upload.data, upload.content_type)
+    except BaseException:
+        await drop(gw, records)
+        raise
+    return records
+
+
+async def drop(gw: Gateway, records: list[StoredFile]) -> None:
+    """Delete held inputs that no task will use: their bytes, then their records."""
+    if not records:
+        return
+    for record in records:
+        with contextlib.suppress(Exception):  # kept by its record: the sweeper retries it
+            await gw.storage.delete(record.key)
+    async with gw.db.transaction() as session:
+        await session.execute(delete(StoredFile).where(StoredFile.id.in_([r.id for r in records])))
 
 
 async def classify(gw: Gateway, url: str, param: str) -> dict[str, Any] | Upload:

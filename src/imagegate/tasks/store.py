@@ -55,9 +55,10 @@ async def list_for_account(
     return rows[:limit], len(rows) > limit
 
 
-async def claim(session: AsyncSession, task_id: str, now: datetime, lease: timedelta) -> bool:
-    """Take a pending task, or one whose worker's lease ran out. True if this worker got it."""
-    result = await session.execute(
+async def claim(session: AsyncSession, task_id: str, now: datetime, lease: timedelta) -> int | None:
+    """Take a pending task, or one whose worker's lease ran out: this worker's attempt number
+    (the fence every later write of the run checks), or None when another worker has it."""
+    attempt = await session.scalar(
         update(Task)
         .where(
             Task.id == task_id,
@@ -66,40 +67,77 @@ async def claim(session: AsyncSession, task_id: str, now: datetime, lease: timed
                 and_(Task.status == TaskStatus.PROCESSING, Task.lease_until < now),
             ),
         )
-        .values(status=TaskStatus.PROCESSING, attempts=Task.attempts + 1, lease_until=now + lease)
+        .values(
+            status=TaskStatus.PROCESSING,
+            attempts=Task.attempts + 1,
+            lease_until=now + lease,
+            started_at=func.coalesce(Task.started_at, now),
+        )
+        .returning(Task.attempts)
         .execution_options(synchronize_session=False)
     )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
-        return False
-    await session.execute(
-        update(Task).where(Task.id == task_id, Task.started_at.is_(None)).values(started_at=now)
-    )
-    return True
+    return None if attempt is None else int(attempt)
 
 
-async def finish(session: AsyncSession, task_id: str, status: TaskStatus, values: dict[str, Any]) -> bool:
-    """Move a processing task to a terminal status; False if it already left processing."""
+def _held_by(task_id: str, attempt: int) -> Any:
+    return and_(Task.id == task_id, Task.status == TaskStatus.PROCESSING, Task.attempts == attempt)
+
+
+async def renew(session: AsyncSession, task_id: str, attempt: int, until: datetime) -> bool:
+    """Extend a running attempt's lease; False when the task is no longer this attempt's."""
     result = await session.execute(
         update(Task)
-        .where(Task.id == task_id, Task.status == TaskStatus.PROCESSING)
-        .values(status=status, lease_until=None, **values)
+        .where(_held_by(task_id, attempt))
+        .values(lease_until=until)
         .execution_options(synchronize_session=False)
     )
     return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
 
-async def release_lease(session: AsyncSession, task_id: str, now: datetime) -> None:
-    """Give a processing task back to the queue for another attempt."""
+async def release_lease(session: AsyncSession, task_id: str, attempt: int, now: datetime) -> None:
+    """Give a running task back for another attempt (a retryable provider failure)."""
     await session.execute(
-        update(Task).where(Task.id == task_id, Task.status == TaskStatus.PROCESSING).values(lease_until=now)
+        update(Task)
+        .where(_held_by(task_id, attempt))
+        .values(lease_until=now)
+        .execution_options(synchronize_session=False)
     )
 
 
-async def cancel(session: AsyncSession, task: Task, now: datetime) -> bool:
+async def hand_back(session: AsyncSession, task_id: str, attempt: int, now: datetime) -> bool:
+    """Return a task cut off by a graceful stop without spending the attempt it was on."""
     result = await session.execute(
         update(Task)
-        .where(Task.id == task.id, Task.status.in_(ACTIVE))
-        .values(status=TaskStatus.CANCELED, completed_at=now, lease_until=None)
+        .where(_held_by(task_id, attempt))
+        .values(lease_until=now, attempts=Task.attempts - 1)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
+async def end(
+    session: AsyncSession,
+    task_id: str,
+    status: TaskStatus,
+    values: dict[str, Any],
+    *,
+    account_id: str | None = None,
+    attempt: int | None = None,
+    lease_expired_at: datetime | None = None,
+) -> bool:
+    """Move an active task to a terminal status; False if it had already ended or the fence
+    (the caller's account, the worker's attempt, an expired lease) does not match."""
+    conditions = [Task.id == task_id, Task.status.in_(ACTIVE)]
+    if account_id is not None:
+        conditions.append(Task.account_id == account_id)
+    if attempt is not None:
+        conditions += [Task.status == TaskStatus.PROCESSING, Task.attempts == attempt]
+    if lease_expired_at is not None:
+        conditions += [Task.status == TaskStatus.PROCESSING, Task.lease_until < lease_expired_at]
+    result = await session.execute(
+        update(Task)
+        .where(*conditions)
+        .values(status=status, lease_until=None, **values)
         .execution_options(synchronize_session=False)
     )
     return bool(result.rowcount == 1)  # type: ignore[attr-defined]
@@ -117,26 +155,16 @@ async def active_before(session: AsyncSession, created_before: datetime) -> Sequ
     return list(await session.scalars(query))
 
 
-async def fail_active(session: AsyncSession, task_id: str, values: dict[str, Any]) -> bool:
-    result = await session.execute(
-        update(Task)
-        .where(Task.id == task_id, Task.status.in_(ACTIVE))
-        .values(status=TaskStatus.FAILED, lease_until=None, **values)
-        .execution_options(synchronize_session=False)
-    )
-    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+async def pending_ids(session: AsyncSession, created_before: datetime | None = None) -> Sequence[str]:
+    query = select(Task.id).where(Task.status == TaskStatus.PENDING)
+    if created_before is not None:
+        query = query.where(Task.created_at < created_before)
+    return list(await session.scalars(query.order_by(Task.created_at)))
 
 
-async def pending_ids(session: AsyncSession) -> Sequence[str]:
-    query = select(Task.id).where(Task.status == TaskStatus.PENDING).order_by(Task.created_at)
-    return list(await session.scalars(query))
-
-
-async def orphaned(session: AsyncSession, now: datetime | None) -> Sequence[Task]:
-    """Processing tasks whose worker is gone: all of them (now=None), or those past their lease."""
-    query = select(Task).where(Task.status == TaskStatus.PROCESSING)
-    if now is not None:
-        query = query.where(Task.lease_until < now)
+async def lease_expired(session: AsyncSession, now: datetime) -> Sequence[Task]:
+    """Processing tasks whose worker stopped renewing its lease: crashed, or cut off."""
+    query = select(Task).where(Task.status == TaskStatus.PROCESSING, Task.lease_until < now)
     return list(await session.scalars(query))
 
 

@@ -1,0 +1,110 @@
+"""The one way a task ends: completed, failed, canceled, timed out or recovered.
+
+Every terminal transition goes through :func:`end_task`, so each keeps the same promises:
+in one transaction the status moves (only from an active status, and for a worker only
+while its attempt still holds the task), the hold is settled (completed is charged,
+anything else released and its free call returned) and held inputs are forgotten. After
+the commit the bytes are deleted and waiters are woken. A call that loses the race
+changes nothing and deletes only what its own attempt wrote.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from imagegate.billing import free_calls, ledger
+from imagegate.db.models import Task
+from imagegate.gateway import Gateway
+from imagegate.tasks import store
+from imagegate.tasks.status import TaskStatus
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: TaskStatus
+    error_code: str | None = None
+    error: str | None = None
+    images: list[dict[str, Any]] = field(default_factory=list)  # stored outputs (completed only)
+    usage: dict[str, Any] | None = None
+
+    @classmethod
+    def failed(cls, code: str, message: str) -> Outcome:
+        return cls(TaskStatus.FAILED, error_code=code, error=message)
+
+
+@dataclass(frozen=True)
+class Fence:
+    """Which holder may end the task. Default: anyone, from pending or processing."""
+
+    account_id: str | None = None  # the caller's account (cancel)
+    attempt: int | None = None  # the worker attempt that must still hold it
+    lease_expired_at: datetime | None = None  # only if its lease ran out before this (recovery)
+
+
+ANYONE = Fence()
+
+
+async def delete_keys(gw: Gateway, keys: Iterable[str]) -> None:
+    for key in keys:
+        with contextlib.suppress(Exception):  # the sweeper and retention catch what is left
+            await gw.storage.delete(key)
+
+
+async def settle(session: AsyncSession, task: Task, status: TaskStatus, now: datetime) -> None:
+    """End a task's hold: completed is charged, anything else is not (and its free call returns)."""
+    if status is TaskStatus.COMPLETED:
+        await ledger.capture(session, task, now)
+    elif await ledger.release(session, task, now) and task.free_call:
+        await free_calls.give_back(session, task.account_id, task.variant)
+
+
+async def end_task(gw: Gateway, task_id: str, outcome: Outcome, fence: Fence = ANYONE) -> Task | None:
+    """End the task with ``outcome``; the ended task, or None when it had already ended
+    (or ``fence`` no longer matches), in which case nothing changed."""
+    now = gw.now()
+    values: dict[str, Any] = {
+        "completed_at": now,
+        "error": outcome.error,
+        "error_code": outcome.error_code,
+    }
+    if outcome.status is TaskStatus.COMPLETED:
+        values.update(
+            images=outcome.images,
+            usage=outcome.usage,
+            outputs_expire_at=now + timedelta(seconds=gw.settings.output_retention_s),
+        )
+    ended: Task | None = None
+    keys: list[str] = []
+    async with gw.db.transaction() as session:
+        moved = await store.end(
+            session,
+            task_id,
+            outcome.status,
+            values,
+            account_id=fence.account_id,
+            attempt=fence.attempt,
+            lease_expired_at=fence.lease_expired_at,
+        )
+        if moved:
+            ended = await session.get(Task, task_id, populate_existing=True)
+            assert ended is not None
+            await settle(session, ended, outcome.status, now)
+            files = await store.files_of_task(session, task_id)
+            await store.forget_files(session, [f.id for f in files])
+            keys = [f.key for f in files]
+            await session.refresh(ended)  # the settlement's columns, for the caller's view
+    if ended is None:
+        keys = [image["key"] for image in outcome.images]  # this attempt lost: its outputs go
+    await delete_keys(gw, keys)
+    if ended is not None:
+        gw.notifier.task_ended(task_id)
+    return ended
+
+
+__all__ = ["ANYONE", "Fence", "Outcome", "delete_keys", "end_task", "settle"]
