@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from imagegate.api.deps import GatewayDep, JsonBody, PrincipalDep
 from imagegate.billing import free_calls, ledger, pricing, usage
 from imagegate.billing.money import micro_to_cents
+from imagegate.dates import parse_day
 from imagegate.errors import ValidationError
 
 router = APIRouter(prefix="/api/v1", tags=["billing"])
@@ -50,12 +51,7 @@ async def balance(gw: GatewayDep, who: PrincipalDep) -> dict[str, Any]:
 
 
 def _day(value: str | None, default: date, name: str) -> date:
-    if value is None:
-        return default
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise ValidationError(f"{name} must be a date like 2026-11-25", param=name) from None
+    return default if value is None else parse_day(value, name)
 
 
 @router.get("/me/usage")

@@ -19,6 +19,7 @@ from imagegate.errors import GoneError, NotFoundError, PayloadTooLargeError, Val
 from imagegate.gateway import Gateway
 from imagegate.storage import StorageNotFound
 from imagegate.storage.fetch import fetch
+from imagegate.storage.local import valid_key
 from imagegate.tasks import inputs
 from imagegate.tasks.inputs import decode_data_url
 
@@ -100,7 +101,9 @@ async def create_file(
 @router.get("/files/{key:path}")
 async def download(key: str, expires: int, sig: str, gw: GatewayDep) -> Response:
     key = unquote(key)
-    if not gw.signer.verify(key, expires, sig):
+    # Refused before the signature or the disk sees it: odd keys (absolute, NUL, '..', very
+    # long) are never ours, and some of them make the file system raise.
+    if not valid_key(key) or not gw.signer.verify(key, expires, sig):
         raise NotFoundError("No such file (the link's signature does not match).")
     if expires < gw.now().timestamp():
         raise GoneError("This link has expired.")
