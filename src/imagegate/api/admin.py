@@ -68,7 +68,12 @@ def key_view(key: ApiKey) -> KeyView:
 Body = Annotated[dict[str, Any], Depends(json_body)]
 
 
-@router.post("/accounts", status_code=201, openapi_extra=request_body(AccountRequest))
+@router.post(
+    "/accounts",
+    status_code=201,
+    responses=error_responses(409),  # the name is taken
+    openapi_extra=request_body(AccountRequest),
+)
 async def create_account(gw: GatewayDep, body: Body) -> AccountView:
     name = body.get("name")
     if not isinstance(name, str):

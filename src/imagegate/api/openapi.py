@@ -13,13 +13,25 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 _FASTAPI_SHAPES = ("HTTPValidationError", "ValidationError")
+_ENVELOPE = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorEnvelope"}}}
+_ANY_ROUTE = {
+    "400": {"description": "A query, header or path parameter breaks the contract.", "content": _ENVELOPE},
+    "404": {"description": "No such route.", "content": _ENVELOPE},
+}
 
 
 def build(app: FastAPI) -> dict[str, Any]:
     document = get_openapi(title=app.title, version=app.version, summary=app.summary, routes=app.routes)
     for path in document.get("paths", {}).values():
         for operation in path.values():
-            operation.get("responses", {}).pop("422", None)
+            responses = operation.setdefault("responses", {})
+            responses.pop("422", None)
+            # Any route can meet a parameter it refuses or a path that matches nothing.
+            for status in ("400", "404"):
+                responses.setdefault(status, dict(_ANY_ROUTE[status]))
+            for status, response in responses.items():
+                if status[0] in "45":  # errors are the JSON envelope, whatever the route's own type
+                    response["content"] = _ENVELOPE
     schemas = document.get("components", {}).get("schemas", {})
     for name in _FASTAPI_SHAPES:
         schemas.pop(name, None)
