@@ -13,8 +13,6 @@ from imagegate.gateway import Gateway
 
 router = APIRouter(tags=["catalog"])
 
-MARKDOWN = "text/markdown; charset=utf-8"
-
 
 class MarkdownResponse(PlainTextResponse):
     media_type = "text/markdown"  # Starlette adds the charset; the document says text/markdown
