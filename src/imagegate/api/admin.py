@@ -9,6 +9,22 @@ from fastapi import APIRouter, Depends, Request
 
 from imagegate.accounts import store
 from imagegate.api.deps import GatewayDep, json_body
+from imagegate.api.models import (
+    AccountList,
+    AccountRequest,
+    AccountView,
+    Credits,
+    Grant,
+    GrantRequest,
+    IssuedKey,
+    KeyList,
+    KeyRequest,
+    KeyView,
+    PinnedAccount,
+    TierRequest,
+    error_responses,
+    request_body,
+)
 from imagegate.api.views import iso
 from imagegate.billing import ledger
 from imagegate.billing.money import usd_to_micro
@@ -26,35 +42,39 @@ async def require_admin(request: Request, gw: GatewayDep) -> None:
         raise AuthenticationError("Admin routes need 'Authorization: Bearer <admin token>'.")
 
 
-router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(require_admin)])
+router = APIRouter(
+    prefix="/admin",
+    tags=["admin"],
+    dependencies=[Depends(require_admin)],
+    responses=error_responses(400, 401, 404),
+)
 
 
-def account_view(account: Account) -> dict[str, Any]:
-    return {
-        "id": account.id,
-        "object": "account",
-        "name": account.name,
-        "created_at": iso(account.created_at),
-    }
+def account_view(account: Account) -> AccountView:
+    return AccountView(id=account.id, name=account.name, created_at=iso(account.created_at))
 
 
-def key_view(key: ApiKey) -> dict[str, Any]:
-    return {
-        "id": key.id,
-        "object": "api_key",
-        "prefix": key.prefix,
-        "name": key.name,
-        "account_id": key.account_id,
-        "created_at": iso(key.created_at),
-        "revoked_at": iso(key.revoked_at),
-    }
+def key_view(key: ApiKey) -> KeyView:
+    return KeyView(
+        id=key.id,
+        prefix=key.prefix,
+        name=key.name,
+        account_id=key.account_id,
+        created_at=iso(key.created_at),
+        revoked_at=iso(key.revoked_at),
+    )
 
 
 Body = Annotated[dict[str, Any], Depends(json_body)]
 
 
-@router.post("/accounts", status_code=201)
-async def create_account(gw: GatewayDep, body: Body) -> dict[str, Any]:
+@router.post(
+    "/accounts",
+    status_code=201,
+    responses=error_responses(409),  # the name is taken
+    openapi_extra=request_body(AccountRequest),
+)
+async def create_account(gw: GatewayDep, body: Body) -> AccountView:
     name = body.get("name")
     if not isinstance(name, str):
         raise ValidationError("name is required", param="name")
@@ -64,39 +84,41 @@ async def create_account(gw: GatewayDep, body: Body) -> dict[str, Any]:
 
 
 @router.get("/accounts")
-async def list_accounts(gw: GatewayDep) -> dict[str, Any]:
+async def list_accounts(gw: GatewayDep) -> AccountList:
     async with gw.db.sessions() as session:
         accounts = await store.list_accounts(session)
-    return {"object": "list", "data": [account_view(a) for a in accounts]}
+    return AccountList(data=[account_view(a) for a in accounts])
 
 
-@router.post("/accounts/{account}/keys", status_code=201)
-async def create_key(account: str, gw: GatewayDep, request: Request) -> dict[str, Any]:
+@router.post(
+    "/accounts/{account}/keys", status_code=201, openapi_extra=request_body(KeyRequest, required=False)
+)
+async def create_key(account: str, gw: GatewayDep, request: Request) -> IssuedKey:
     name = None
     if request.headers.get("content-length", "0") != "0":
         body = await json_body(request, gw)
         name = body.get("name") if isinstance(body.get("name"), str) else None
     async with gw.db.transaction() as session:
         issued = await store.create_key(session, await store.get_account(session, account), name)
-    return {**key_view(issued.record), "key": issued.key}
+    return IssuedKey(**key_view(issued.record).model_dump(), key=issued.key)
 
 
 @router.get("/accounts/{account}/keys")
-async def list_keys(account: str, gw: GatewayDep) -> dict[str, Any]:
+async def list_keys(account: str, gw: GatewayDep) -> KeyList:
     async with gw.db.sessions() as session:
         keys = await store.list_keys(session, await store.get_account(session, account))
-    return {"object": "list", "data": [key_view(k) for k in keys]}
+    return KeyList(data=[key_view(k) for k in keys])
 
 
 @router.post("/keys/{prefix}/revoke")
-async def revoke_key(prefix: str, gw: GatewayDep) -> dict[str, Any]:
+async def revoke_key(prefix: str, gw: GatewayDep) -> KeyView:
     async with gw.db.transaction() as session:
         key = await store.revoke_key(session, prefix)
     return key_view(key)
 
 
-@router.post("/accounts/{account}/credits", status_code=201)
-async def grant_credits(account: str, gw: GatewayDep, body: Body) -> dict[str, Any]:
+@router.post("/accounts/{account}/credits", status_code=201, openapi_extra=request_body(GrantRequest))
+async def grant_credits(account: str, gw: GatewayDep, body: Body) -> Grant:
     """Add credits: ``{"usd": "5", "note": "...", "bonus": false}``."""
     if "usd" not in body:
         raise ValidationError("usd is required", param="usd")
@@ -108,19 +130,19 @@ async def grant_credits(account: str, gw: GatewayDep, body: Body) -> dict[str, A
     async with gw.db.transaction() as session:
         target = await store.get_account(session, account)
         totals = await ledger.grant(session, target.id, amount, gw.now(), bonus=bonus, note=note)
-    return {"account_id": target.id, "granted_micro": amount, **totals_view(totals)}
+    return Grant(account_id=target.id, granted_micro=amount, **totals_view(totals))
 
 
 @router.get("/accounts/{account}/credits")
-async def show_credits(account: str, gw: GatewayDep) -> dict[str, Any]:
+async def show_credits(account: str, gw: GatewayDep) -> Credits:
     async with gw.db.sessions() as session:
         target = await store.get_account(session, account)
         totals = await ledger.totals(session, target.id)
-    return {"account_id": target.id, "tier_pinned": target.tier_pinned, **totals_view(totals)}
+    return Credits(account_id=target.id, tier_pinned=target.tier_pinned, **totals_view(totals))
 
 
-@router.put("/accounts/{account}/tier")
-async def pin_tier(account: str, gw: GatewayDep, body: Body) -> dict[str, Any]:
+@router.put("/accounts/{account}/tier", openapi_extra=request_body(TierRequest))
+async def pin_tier(account: str, gw: GatewayDep, body: Body) -> PinnedAccount:
     """Pin a tier (``{"tier": "tier2"}``) or unpin it (``{"tier": null}``)."""
     if "tier" not in body:
         raise ValidationError("tier is required: a tier name, or null to follow paid spend", param="tier")
@@ -130,7 +152,7 @@ async def pin_tier(account: str, gw: GatewayDep, body: Body) -> dict[str, Any]:
     async with gw.db.transaction() as session:
         target = await store.get_account(session, account)
         await store.pin_tier(session, target, tier, [t.name for t in gw.settings.tiers])
-    return {**account_view(target), "tier_pinned": target.tier_pinned}
+    return PinnedAccount(**account_view(target).model_dump(), tier_pinned=target.tier_pinned)
 
 
 def totals_view(totals: ledger.Totals) -> dict[str, int]:

@@ -13,6 +13,8 @@ from fastapi import FastAPI
 
 from imagegate import __version__
 from imagegate.api import admin, billing, catalog, errors, files, openai, runapi
+from imagegate.api.models import Health
+from imagegate.api.openapi import install as install_openapi
 from imagegate.clock import SYSTEM_CLOCK, Clock
 from imagegate.gateway import Gateway
 from imagegate.queue import LocalQueue, Queue
@@ -45,8 +47,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock = SYSTEM_CLOCK)
     app.add_middleware(errors.RequestIdMiddleware)
 
     @app.get("/healthz", tags=["ops"])
-    async def healthz() -> dict[str, Any]:
-        return {"status": "ok", "version": __version__}
+    async def healthz() -> Health:
+        return Health(status="ok", version=__version__)
 
     app.include_router(catalog.router)
     app.include_router(files.router)
@@ -54,6 +56,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = SYSTEM_CLOCK)
     app.include_router(admin.router)
     app.include_router(billing.router)
     app.include_router(runapi.router)  # last: its /{service}/{id} patterns are the broadest
+    install_openapi(app)
     return app
 
 

@@ -3,23 +3,35 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
-from fastapi.responses import JSONResponse
 
 from imagegate.api.deps import GatewayDep, JsonBody, PrincipalDep
+from imagegate.api.models import (
+    Balance,
+    FreeCalls,
+    PriceQuoteAnswer,
+    PriceQuoteRequest,
+    PriceSchedules,
+    UsageReport,
+    UsageRow,
+    error_responses,
+    request_body,
+)
+from imagegate.api.views import model_response
 from imagegate.billing import free_calls, ledger, pricing, usage
 from imagegate.billing.money import micro_to_cents
+from imagegate.dates import parse_day
 from imagegate.errors import ValidationError
 
-router = APIRouter(prefix="/api/v1", tags=["billing"])
+router = APIRouter(prefix="/api/v1", tags=["billing"], responses=error_responses(400))
 
 MAX_USAGE_DAYS = 366
 
 
-@router.get("/me/balance")
-async def balance(gw: GatewayDep, who: PrincipalDep) -> dict[str, Any]:
+@router.get("/me/balance", responses=error_responses(401))
+async def balance(gw: GatewayDep, who: PrincipalDep) -> Balance:
     today = datetime.combine(gw.today(), time(), tzinfo=UTC)
     async with gw.db.sessions() as session:
         totals = await ledger.totals(session, who.account_id)
@@ -27,44 +39,39 @@ async def balance(gw: GatewayDep, who: PrincipalDep) -> dict[str, Any]:
         used = await free_calls.used(session, who.account_id)
     allowance = gw.settings.free_calls_per_variant
     spent_total = totals.spent_paid_micro + totals.spent_bonus_micro
-    return {
-        "balance_cents": micro_to_cents(totals.balance_micro),
-        "paid_balance_cents": micro_to_cents(totals.paid_micro),
-        "bonus_balance_cents": micro_to_cents(totals.bonus_micro),
-        "held_cents": micro_to_cents(totals.held_micro),
-        "spent_cents_today": micro_to_cents(spent_today),
-        "spent_cents_total": micro_to_cents(spent_total),
-        "balance_micro": totals.balance_micro,
-        "paid_balance_micro": totals.paid_micro,
-        "bonus_balance_micro": totals.bonus_micro,
-        "held_micro": totals.held_micro,
-        "spent_micro_today": spent_today,
-        "spent_micro_total": spent_total,
-        "paid_spent_micro_total": totals.spent_paid_micro,
-        "tier": gw.tier(who).name,
-        "free_calls": {
-            "per_variant": allowance,
-            "left": {v.name: max(0, allowance - used.get(v.name, 0)) for v in gw.catalog.variants()},
-        },
-    }
+    return Balance(
+        balance_cents=micro_to_cents(totals.balance_micro),
+        paid_balance_cents=micro_to_cents(totals.paid_micro),
+        bonus_balance_cents=micro_to_cents(totals.bonus_micro),
+        held_cents=micro_to_cents(totals.held_micro),
+        spent_cents_today=micro_to_cents(spent_today),
+        spent_cents_total=micro_to_cents(spent_total),
+        balance_micro=totals.balance_micro,
+        paid_balance_micro=totals.paid_micro,
+        bonus_balance_micro=totals.bonus_micro,
+        held_micro=totals.held_micro,
+        spent_micro_today=spent_today,
+        spent_micro_total=spent_total,
+        paid_spent_micro_total=totals.spent_paid_micro,
+        tier=gw.tier(who).name,
+        free_calls=FreeCalls(
+            per_variant=allowance,
+            left={v.name: max(0, allowance - used.get(v.name, 0)) for v in gw.catalog.variants()},
+        ),
+    )
 
 
 def _day(value: str | None, default: date, name: str) -> date:
-    if value is None:
-        return default
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise ValidationError(f"{name} must be a date like 2026-11-25", param=name) from None
+    return default if value is None else parse_day(value, name)
 
 
-@router.get("/me/usage")
+@router.get("/me/usage", responses=error_responses(401))
 async def usage_report(
     gw: GatewayDep,
     who: PrincipalDep,
     from_: Annotated[str | None, Query(alias="from")] = None,
     to: str | None = None,
-) -> dict[str, Any]:
+) -> UsageReport:
     end = _day(to, gw.today(), "to")
     start = _day(from_, end - timedelta(days=29), "from")
     if start > end:
@@ -73,10 +80,14 @@ async def usage_report(
         raise ValidationError(f"at most {MAX_USAGE_DAYS} days per request", param="from")
     async with gw.db.sessions() as session:
         rows = await usage.daily(session, who.account_id, start, end)
-    return {"object": "list", "from": start.isoformat(), "to": end.isoformat(), "data": rows}
+    return UsageReport(from_=start.isoformat(), to=end.isoformat(), data=[UsageRow(**row) for row in rows])
 
 
-@router.get("/price_schedules")
+@router.get(
+    "/price_schedules",
+    response_model=PriceSchedules,
+    responses={304: {"description": "Not modified: the If-None-Match tag still holds."}},
+)
 async def price_schedules(
     request: Request,
     gw: GatewayDep,
@@ -88,8 +99,8 @@ async def price_schedules(
     tag = pricing.etag(entries)
     if _matches(request.headers.get("if-none-match"), tag):
         return Response(status_code=304, headers={"ETag": tag})
-    body = {"as_of": gw.now().isoformat().replace("+00:00", "Z"), "price_schedules": entries}
-    return JSONResponse(body, headers={"ETag": tag})
+    body = PriceSchedules(as_of=gw.now().isoformat().replace("+00:00", "Z"), price_schedules=entries)
+    return model_response(body, {"ETag": tag})
 
 
 def _matches(header: str | None, tag: str) -> bool:
@@ -100,8 +111,10 @@ def _matches(header: str | None, tag: str) -> bool:
     return "*" in candidates or any(c.removeprefix("W/") == tag for c in candidates)
 
 
-@router.post("/price_quotes")
-async def price_quotes(gw: GatewayDep, body: JsonBody) -> dict[str, Any]:
+@router.post(
+    "/price_quotes", responses=error_responses(404, 413, 415), openapi_extra=request_body(PriceQuoteRequest)
+)
+async def price_quotes(gw: GatewayDep, body: JsonBody) -> PriceQuoteAnswer:
     quote = pricing.quote(gw.catalog, body)
     quote["as_of"] = gw.now().isoformat().replace("+00:00", "Z")
-    return {"price_quote": quote}
+    return PriceQuoteAnswer(price_quote=quote)

@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from imagegate.api.deps import BaseUrlDep, GatewayDep
+from imagegate.api.models import Document, error_responses
 from imagegate.catalog import pages
 from imagegate.catalog.pages import Deployment
 from imagegate.gateway import Gateway
 
 router = APIRouter(tags=["catalog"])
 
-MARKDOWN = "text/markdown; charset=utf-8"
+
+class MarkdownResponse(PlainTextResponse):
+    media_type = "text/markdown"  # Starlette adds the charset; the document says text/markdown
 
 
 def deployment(gw: Gateway, base: str) -> Deployment:
@@ -48,37 +49,40 @@ def rate_limits_text(gw: Gateway) -> str:
 
 
 def _markdown(text: str) -> PlainTextResponse:
-    return PlainTextResponse(text, media_type=MARKDOWN)
+    return MarkdownResponse(text)
 
 
-@router.get("/models.md")
+_PAGE_ERRORS = error_responses(404)
+
+
+@router.get("/models.md", response_class=MarkdownResponse)
 async def models_index(gw: GatewayDep, base: BaseUrlDep) -> PlainTextResponse:
     return _markdown(pages.index_markdown(gw.catalog, deployment(gw, base)))
 
 
-@router.get("/models/{slug}.md")
+@router.get("/models/{slug}.md", response_class=MarkdownResponse, responses=_PAGE_ERRORS)
 async def model_page(slug: str, gw: GatewayDep, base: BaseUrlDep) -> PlainTextResponse:
     line = gw.catalog.page_line(slug)
     return _markdown(pages.line_markdown(gw.catalog, line, deployment(gw, base)))
 
 
-@router.get("/models/{slug}/{variant}.md")
+@router.get("/models/{slug}/{variant}.md", response_class=MarkdownResponse, responses=_PAGE_ERRORS)
 async def variant_page(slug: str, variant: str, gw: GatewayDep, base: BaseUrlDep) -> PlainTextResponse:
     line = gw.catalog.page_line(slug)
     found = gw.catalog.variant_by_slug(line.slug, variant)
     return _markdown(pages.variant_markdown(gw.catalog, found, deployment(gw, base)))
 
 
-@router.get("/api/v1/models")
-async def models_json(gw: GatewayDep, base: BaseUrlDep) -> dict[str, Any]:
-    return pages.models_document(gw.catalog, deployment(gw, base))
+@router.get("/api/v1/models", response_model=Document)
+async def models_json(gw: GatewayDep, base: BaseUrlDep) -> Response:
+    return JSONResponse(pages.models_document(gw.catalog, deployment(gw, base)))
 
 
-@router.get("/v1/models")
-async def openai_models(gw: GatewayDep, base: BaseUrlDep) -> dict[str, Any]:
-    return pages.openai_models_document(gw.catalog, deployment(gw, base))
+@router.get("/v1/models", response_model=Document)
+async def openai_models(gw: GatewayDep, base: BaseUrlDep) -> Response:
+    return JSONResponse(pages.openai_models_document(gw.catalog, deployment(gw, base)))
 
 
-@router.get("/llms.txt")
+@router.get("/llms.txt", response_class=PlainTextResponse)
 async def llms_txt(gw: GatewayDep, base: BaseUrlDep) -> PlainTextResponse:
     return PlainTextResponse(pages.llms_txt(gw.catalog, deployment(gw, base)))

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
+from imagegate import safejson
 from imagegate.accounts.store import Principal, authenticate
 from imagegate.errors import (
     AuthenticationError,
@@ -81,10 +81,7 @@ async def json_body(request: Request, gw: GatewayDep) -> dict[str, Any]:
             raise PayloadTooLargeError(f"The request body is larger than {limit} bytes.")
     if not raw:
         raise ValidationError("The request body is empty; send a JSON object.")
-    try:
-        body = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise ValidationError("The request body is not valid JSON.") from None
+    body = safejson.loads(raw)
     if not isinstance(body, dict):
         raise ValidationError("The request body must be a JSON object.")
     return body

@@ -27,7 +27,14 @@ def error_response(exc: GatewayError) -> JSONResponse:
 
 
 class RequestIdMiddleware:
-    """Pure ASGI (no BaseHTTPMiddleware): adds X-Request-Id without buffering bodies."""
+    """Pure ASGI (no BaseHTTPMiddleware): adds X-Request-Id without buffering bodies.
+
+    It is also where an unexpected exception ends. Starlette's own ``Exception`` handler
+    re-raises after answering, so uvicorn logs the traceback a second time and drops the
+    connection under a client that was told to keep it. Here the traceback is logged once,
+    the answer is the usual envelope with ``Connection: close`` (the server's state for
+    that connection is unknown), and nothing propagates.
+    """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -38,14 +45,27 @@ class RequestIdMiddleware:
             return
         request_id = "req_" + uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
+        started = False
 
         async def send_with_id(message: Message) -> None:
+            nonlocal started
             if message["type"] == "http.response.start":
+                started = True
                 message.setdefault("headers", [])
                 message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
             await send(message)
 
-        await self.app(scope, receive, send_with_id)
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception:
+            log.exception("unhandled error on %s %s (%s)", scope.get("method"), scope.get("path"), request_id)
+            if started:  # too late for an error body: the server ends the half-sent response
+                return
+            response = error_response(
+                ServerError(f"Internal error; quote request id {request_id} when reporting it.")
+            )
+            response.headers["Connection"] = "close"
+            await response(scope, receive, send_with_id)
 
 
 def _validation_message(exc: RequestValidationError) -> tuple[str, str | None]:
@@ -91,14 +111,3 @@ def install(app: FastAPI) -> None:
             error.status_code = exc.status_code
             return error_response(error)
         return error_response(ServerError(str(exc.detail)))
-
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        request_id = request.scope.get("state", {}).get("request_id", "")
-        log.exception("unhandled error on %s %s (%s)", request.method, request.url.path, request_id)
-        response = error_response(
-            ServerError(f"Internal error; quote request id {request_id} when reporting it.")
-        )
-        # This handler runs outside the middleware stack, so the id is added here.
-        response.headers["X-Request-Id"] = request_id
-        return response

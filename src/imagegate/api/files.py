@@ -6,7 +6,6 @@ import base64
 import binascii
 import mimetypes
 from datetime import timedelta
-from typing import Any
 from urllib.parse import unquote
 
 from fastapi import APIRouter, Request
@@ -14,15 +13,18 @@ from fastapi.responses import FileResponse, Response
 from starlette.datastructures import UploadFile
 
 from imagegate.api.deps import BaseUrlDep, GatewayDep, PrincipalDep, json_body
+from imagegate.api.models import FILES_BODY, FileObject, error_responses
 from imagegate.api.views import iso
 from imagegate.errors import GoneError, NotFoundError, PayloadTooLargeError, ValidationError
 from imagegate.gateway import Gateway
 from imagegate.storage import StorageNotFound
 from imagegate.storage.fetch import fetch
+from imagegate.storage.local import valid_key
 from imagegate.tasks import inputs
 from imagegate.tasks.inputs import decode_data_url
 
 router = APIRouter(tags=["files"])
+DOWNLOAD_TYPES = ("image/png", "image/jpeg", "image/webp", "image/gif", "application/octet-stream")
 
 
 async def read_upload(gw: Gateway, upload: UploadFile, param: str) -> bytes:
@@ -66,10 +68,8 @@ async def _from_json(request: Request, gw: GatewayDep) -> tuple[bytes, str | Non
     return data, name if isinstance(name, str) else None
 
 
-@router.post("/api/v1/files")
-async def create_file(
-    request: Request, gw: GatewayDep, who: PrincipalDep, base: BaseUrlDep
-) -> dict[str, Any]:
+@router.post("/api/v1/files", responses=error_responses(400, 401, 413, 415), openapi_extra=FILES_BODY)
+async def create_file(request: Request, gw: GatewayDep, who: PrincipalDep, base: BaseUrlDep) -> FileObject:
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("multipart/form-data"):
         async with request.form(max_files=1) as form:  # closes the spooled temp files
@@ -84,22 +84,32 @@ async def create_file(
     upload = await inputs.check_upload(gw, data, "file", file_name)
     ttl = timedelta(seconds=gw.settings.upload_retention_s)
     (record,) = await inputs.hold(gw, who.account_id, [upload], task_id=None, ttl=ttl)
-    return {
-        "id": record.id,
-        "object": "file",
-        "file_name": record.file_name,
-        "url": base + gw.signer.path(record.key, int(record.expires_at.timestamp())),
-        "size_bytes": record.size_bytes,
-        "mime_type": record.mime_type,
-        "created_at": iso(record.created_at),
-        "expires_at": iso(record.expires_at),
-    }
+    return FileObject(
+        id=record.id,
+        file_name=record.file_name,
+        url=base + gw.signer.path(record.key, int(record.expires_at.timestamp())),
+        size_bytes=record.size_bytes,
+        mime_type=record.mime_type,
+        created_at=iso(record.created_at),
+        expires_at=iso(record.expires_at),
+    )
 
 
-@router.get("/files/{key:path}")
+_DOWNLOAD = {
+    200: {
+        "description": "The stored bytes.",
+        "content": {t: {"schema": {"type": "string", "format": "binary"}} for t in DOWNLOAD_TYPES},
+    },
+    **error_responses(400, 404, 410),
+}
+
+
+@router.get("/files/{key:path}", response_class=Response, responses=_DOWNLOAD)
 async def download(key: str, expires: int, sig: str, gw: GatewayDep) -> Response:
     key = unquote(key)
-    if not gw.signer.verify(key, expires, sig):
+    # Refused before the signature or the disk sees it: odd keys (absolute, NUL, '..', very
+    # long) are never ours, and some of them make the file system raise.
+    if not valid_key(key) or not gw.signer.verify(key, expires, sig):
         raise NotFoundError("No such file (the link's signature does not match).")
     if expires < gw.now().timestamp():
         raise GoneError("This link has expired.")

@@ -13,13 +13,23 @@ import time
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
 from starlette.datastructures import FormData, UploadFile
 
 from imagegate.api.deps import BaseUrlDep, CreatorDep, GatewayDep, json_body, rate_headers
 from imagegate.api.files import read_upload
+from imagegate.api.models import (
+    EDITS_BODY,
+    ImageData,
+    ImagesGenerationRequest,
+    ImagesResponse,
+    ImagesUsage,
+    TokenDetails,
+    error_responses,
+    request_body,
+)
 from imagegate.api.runapi import check_client_request_id
-from imagegate.api.views import image_url, task_headers
+from imagegate.api.views import image_url, model_response, task_headers
 from imagegate.catalog import ActionName, ModelSpec
 from imagegate.catalog.contract import validate
 from imagegate.catalog.openai_compat import map_request
@@ -38,7 +48,11 @@ from imagegate.tasks.inputs import Upload, check_upload
 from imagegate.tasks.service import Submission
 from imagegate.tasks.status import TaskStatus
 
-router = APIRouter(prefix="/v1/images", tags=["openai"])
+router = APIRouter(
+    prefix="/v1/images",
+    tags=["openai"],
+    responses=error_responses(400, 401, 402, 404, 409, 410, 413, 415, 429, 502, 503, 504),
+)
 
 MAX_EDIT_IMAGES = 16
 MASK_MAX_BYTES = 4 * 1024 * 1024
@@ -177,43 +191,44 @@ async def _wait(gw: Gateway, task_id: str, account_id: str) -> Task:
             gw.notifier.unsubscribe(task_id, future)
 
 
-async def _respond(gw: Gateway, task: Task, sub: Submission, base: str, response_format: str) -> JSONResponse:
+async def _respond(gw: Gateway, task: Task, sub: Submission, base: str, response_format: str) -> Response:
     if task.status != TaskStatus.COMPLETED:
         raise _failure(task)
-    data: list[dict[str, Any]] = []
+    data: list[ImageData] = []
     for image in task.images:
         if response_format == "url":
-            data.append({"url": image_url(gw, base, task, image["key"])})
+            data.append(ImageData(url=image_url(gw, base, task, image["key"])))
         else:
             raw = await gw.storage.get(image["key"])
             encoded = await asyncio.to_thread(base64.b64encode, raw)
-            data.append({"b64_json": encoded.decode()})
+            data.append(ImageData(b64_json=encoded.decode()))
     usage = task.usage or {}
     text_tokens = int(usage.get("input_text_tokens", 0))
     image_in = int(usage.get("input_image_tokens", 0))
     output_tokens = int(usage.get("output_image_tokens", 0))
     first = task.images[0]
-    body = {
-        "created": int(task.created_at.timestamp()),
-        "data": data,
-        "background": "transparent" if sub.background == "transparent" else "opaque",
-        "output_format": sub.output_format,
-        "quality": sub.quality,
-        "size": f"{first['width']}x{first['height']}",
-        "usage": {
-            "input_tokens": text_tokens + image_in,
-            "input_tokens_details": {"image_tokens": image_in, "text_tokens": text_tokens},
-            "output_tokens": output_tokens,
-            "output_tokens_details": {"image_tokens": output_tokens, "text_tokens": 0},
-            "total_tokens": text_tokens + image_in + output_tokens,
-        },
-    }
-    return JSONResponse(body, headers=task_headers(gw, task, base))
+    body = ImagesResponse(
+        created=int(task.created_at.timestamp()),
+        data=data,
+        background="transparent" if sub.background == "transparent" else "opaque",
+        output_format=sub.output_format,
+        quality=sub.quality,
+        size=f"{first['width']}x{first['height']}",
+        usage=ImagesUsage(
+            input_tokens=text_tokens + image_in,
+            input_tokens_details=TokenDetails(image_tokens=image_in, text_tokens=text_tokens),
+            output_tokens=output_tokens,
+            output_tokens_details=TokenDetails(image_tokens=output_tokens, text_tokens=0),
+            total_tokens=text_tokens + image_in + output_tokens,
+        ),
+    )
+    # exclude_unset: each data item carries url or b64_json, never a null for the other.
+    return model_response(body, task_headers(gw, task, base), exclude_unset=True)
 
 
 async def _run(
     request: Request, gw: Gateway, who: Any, sub: Submission, base: str, response_format: str
-) -> JSONResponse:
+) -> Response:
     sub.idempotency_key = idempotency.check_key(request.headers.get("idempotency-key"))
     sub.client_request_id = check_client_request_id(request.headers.get("x-client-request-id"))
     result = await service.submit(gw, who, sub, request.app.state.queue.enqueue)
@@ -223,8 +238,10 @@ async def _run(
     return response
 
 
-@router.post("/generations")
-async def generations(request: Request, gw: GatewayDep, who: CreatorDep, base: BaseUrlDep) -> JSONResponse:
+@router.post(
+    "/generations", response_model=ImagesResponse, openapi_extra=request_body(ImagesGenerationRequest)
+)
+async def generations(request: Request, gw: GatewayDep, who: CreatorDep, base: BaseUrlDep) -> Response:
     params = await json_body(request, gw)
     sub = _submission(gw, params, ActionName.TEXT_TO_IMAGE)
     sub.fingerprint = {"face": "openai", "action": "generations", "body": params}
@@ -260,8 +277,8 @@ def _dimensions(data: bytes) -> tuple[int, int]:
         return image.size
 
 
-@router.post("/edits")
-async def edits(request: Request, gw: GatewayDep, who: CreatorDep, base: BaseUrlDep) -> JSONResponse:
+@router.post("/edits", response_model=ImagesResponse, openapi_extra=EDITS_BODY)
+async def edits(request: Request, gw: GatewayDep, who: CreatorDep, base: BaseUrlDep) -> Response:
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
         raise ValidationError("Send edits as multipart/form-data with image and prompt fields.")
     form = await request.form(max_files=MAX_EDIT_IMAGES + 2)

@@ -6,7 +6,8 @@ import re
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
+from pydantic import BaseModel
 
 from imagegate.api.deps import (
     BaseUrlDep,
@@ -17,7 +18,20 @@ from imagegate.api.deps import (
     ReaderDep,
     rate_headers,
 )
-from imagegate.api.views import task_headers, task_view
+from imagegate.api.models import (
+    AccountRef,
+    EditTaskRequest,
+    KeyRef,
+    Me,
+    TaskCreated,
+    TaskList,
+    TaskRequest,
+    TaskView,
+    TierView,
+    error_responses,
+    request_body,
+)
+from imagegate.api.views import billing_view, model_response, task_headers, task_view
 from imagegate.catalog import ActionName
 from imagegate.catalog.contract import validate
 from imagegate.db.models import Task
@@ -27,7 +41,8 @@ from imagegate.tasks import idempotency, service, store
 from imagegate.tasks.service import Submission
 from imagegate.tasks.status import TaskStatus
 
-router = APIRouter(prefix="/api/v1", tags=["runapi"])
+router = APIRouter(prefix="/api/v1", tags=["runapi"], responses=error_responses(400, 401, 404, 429))
+_CREATE_ERRORS = error_responses(402, 409, 410, 413, 415, 502)
 
 _UUID = re.compile(r"^[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}$")
 _PRINTABLE = re.compile(r"^[\x20-\x7e]{1,512}$")
@@ -44,8 +59,11 @@ def check_client_request_id(value: str | None) -> str | None:
     return value
 
 
-def _answer(request: Request, gw: Gateway, task: Task, base: str, body: dict[str, Any]) -> JSONResponse:
-    return JSONResponse(body, headers={**rate_headers(request), **task_headers(gw, task, base)})
+def _answer(
+    request: Request, gw: Gateway, task: Task, base: str, body: BaseModel, *, exclude_unset: bool = False
+) -> Response:
+    headers = {**rate_headers(request), **task_headers(gw, task, base)}
+    return model_response(body, headers, exclude_unset=exclude_unset)
 
 
 async def _create(
@@ -58,7 +76,7 @@ async def _create(
     action: ActionName,
     client_request_id: str | None,
     idempotency_key: str | None,
-) -> JSONResponse:
+) -> Response:
     model = gw.catalog.model_for_service(service_slug, body.get("model"))
     if action not in model.actions:
         raise NotFoundError(f"{model.id} has no {action} action.")
@@ -76,19 +94,24 @@ async def _create(
     )
     result = await service.submit(gw, who, submission, request.app.state.queue.enqueue)
     task = result.task
-    answer: dict[str, Any] = {
-        "id": task.id,
-        "status": task.status,
-        "model": task.model,
-        "model_served": task.model_served,
-        "billing": task_view(gw, task, base)["billing"],
-    }
-    if result.replayed:
-        answer["task_replayed"] = True
-    return _answer(request, gw, task, base, answer)
+    answer = TaskCreated(
+        id=task.id,
+        status=task.status,
+        model=task.model,
+        model_served=task.model_served,
+        billing=billing_view(task),
+    )
+    if result.replayed:  # present only on a replay, as clients have always seen it
+        answer.task_replayed = True
+    return _answer(request, gw, task, base, answer, exclude_unset=True)
 
 
-@router.post("/{service_slug}/text_to_image")
+@router.post(
+    "/{service_slug}/text_to_image",
+    response_model=TaskCreated,
+    responses=_CREATE_ERRORS,
+    openapi_extra=request_body(TaskRequest),
+)
 async def text_to_image(
     request: Request,
     service_slug: str,
@@ -98,7 +121,7 @@ async def text_to_image(
     body: JsonBody,
     client_request_id: ClientRequestId = None,
     idempotency_key: IdempotencyKey = None,
-) -> JSONResponse:
+) -> Response:
     return await _create(
         request,
         gw,
@@ -112,7 +135,12 @@ async def text_to_image(
     )
 
 
-@router.post("/{service_slug}/edit_image")
+@router.post(
+    "/{service_slug}/edit_image",
+    response_model=TaskCreated,
+    responses=_CREATE_ERRORS,
+    openapi_extra=request_body(EditTaskRequest),
+)
 async def edit_image(
     request: Request,
     service_slug: str,
@@ -122,7 +150,7 @@ async def edit_image(
     body: JsonBody,
     client_request_id: ClientRequestId = None,
     idempotency_key: IdempotencyKey = None,
-) -> JSONResponse:
+) -> Response:
     return await _create(
         request, gw, who, base, body, service_slug, ActionName.EDIT_IMAGE, client_request_id, idempotency_key
     )
@@ -143,7 +171,7 @@ async def _read(
     task_id: str,
     service_slug: str | None = None,
     action: str | None = None,
-) -> JSONResponse:
+) -> Response:
     async with gw.db.sessions() as session:
         task = await store.get_for_account(session, who.account_id, _task_id(task_id))
     if (service_slug is not None and task.service != service_slug) or (
@@ -154,7 +182,7 @@ async def _read(
     return _answer(request, gw, task, base, task_view(gw, task, base))
 
 
-@router.get("/tasks")
+@router.get("/tasks", response_model=TaskList)
 async def list_tasks(
     request: Request,
     gw: GatewayDep,
@@ -163,55 +191,54 @@ async def list_tasks(
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     after: str | None = None,
     status: TaskStatus | None = None,
-) -> JSONResponse:
+) -> Response:
     async with gw.db.sessions() as session:
         tasks, has_more = await store.list_for_account(
             session, who.account_id, limit=limit, after=after, status=status
         )
-    body = {
-        "object": "list",
-        "data": [task_view(gw, task, base) for task in tasks],
-        "has_more": has_more,
-        "next_cursor": store.encode_cursor(tasks[-1]) if has_more and tasks else None,
-    }
-    return JSONResponse(body, headers=rate_headers(request))
+    body = TaskList(
+        data=[task_view(gw, task, base) for task in tasks],
+        has_more=has_more,
+        next_cursor=store.encode_cursor(tasks[-1]) if has_more and tasks else None,
+    )
+    return model_response(body, rate_headers(request))
 
 
-@router.get("/tasks/{task_id}")
+@router.get("/tasks/{task_id}", response_model=TaskView)
 async def get_task(
     request: Request, task_id: str, gw: GatewayDep, who: ReaderDep, base: BaseUrlDep
-) -> JSONResponse:
+) -> Response:
     return await _read(request, gw, who, base, task_id)
 
 
-@router.post("/tasks/{task_id}/cancel")
+@router.post("/tasks/{task_id}/cancel", response_model=TaskView, responses=error_responses(409))
 async def cancel_task(
     request: Request, task_id: str, gw: GatewayDep, who: PrincipalDep, base: BaseUrlDep
-) -> JSONResponse:
+) -> Response:
     task = await service.cancel(gw, who, _task_id(task_id))
     request.app.state.queue.cancel_running(task.id)
     return _answer(request, gw, task, base, task_view(gw, task, base))
 
 
 @router.get("/me")
-async def me(gw: GatewayDep, who: PrincipalDep) -> dict[str, Any]:
+async def me(gw: GatewayDep, who: PrincipalDep) -> Me:
     tier = gw.tier(who)
-    return {
-        "id": who.account_id,
-        "name": who.account_name,
-        "account": {"id": who.account_id, "name": who.account_name},
-        "api_key": {"id": who.key_id, "prefix": who.key_prefix},
-        "tier": {
-            "name": tier.name,
-            "pinned": who.tier_pinned is not None,
-            "creates_per_minute": tier.creates_per_minute,
-            "reads_per_minute": tier.reads_per_minute,
-            "max_concurrent": tier.max_concurrent,
-        },
-    }
+    return Me(
+        id=who.account_id,
+        name=who.account_name,
+        account=AccountRef(id=who.account_id, name=who.account_name),
+        api_key=KeyRef(id=who.key_id, prefix=who.key_prefix),
+        tier=TierView(
+            name=tier.name,
+            pinned=who.tier_pinned is not None,
+            creates_per_minute=tier.creates_per_minute,
+            reads_per_minute=tier.reads_per_minute,
+            max_concurrent=tier.max_concurrent,
+        ),
+    )
 
 
-@router.get("/{service_slug}/{action}/{task_id}")
+@router.get("/{service_slug}/{action}/{task_id}", response_model=TaskView)
 async def get_task_by_action(
     request: Request,
     service_slug: str,
@@ -220,16 +247,16 @@ async def get_task_by_action(
     gw: GatewayDep,
     who: ReaderDep,
     base: BaseUrlDep,
-) -> JSONResponse:
+) -> Response:
     if action not in set(ActionName):
         raise NotFoundError(f"No action {action!r}.", param="action")
     return await _read(request, gw, who, base, task_id, service_slug, action)
 
 
-@router.get("/{service_slug}/{task_id}")
+@router.get("/{service_slug}/{task_id}", response_model=TaskView)
 async def get_task_by_service(
     request: Request, service_slug: str, task_id: str, gw: GatewayDep, who: ReaderDep, base: BaseUrlDep
-) -> JSONResponse:
+) -> Response:
     return await _read(request, gw, who, base, task_id, service_slug)
 
 

@@ -10,7 +10,13 @@ from pathlib import Path
 
 from imagegate.storage.base import StorageNotFound
 
-_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)*$")
+_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}(/[A-Za-z0-9][A-Za-z0-9._-]{0,199})*$")
+MAX_KEY_CHARS = 512  # ours are under 100; file systems refuse names over 255 bytes and paths over 4096
+
+
+def valid_key(key: str) -> bool:
+    """A key this storage could have made: relative, plain segments, no '..', a sane length."""
+    return len(key) <= MAX_KEY_CHARS and _KEY.match(key) is not None and ".." not in key
 
 
 class LocalStorage:
@@ -20,7 +26,7 @@ class LocalStorage:
 
     def _path(self, key: str) -> Path:
         # Keys come from our own code, but a signed URL echoes one back: refuse anything odd.
-        if not _KEY.match(key) or ".." in key:
+        if not valid_key(key):
             raise StorageNotFound(key)
         return self.root / key
 

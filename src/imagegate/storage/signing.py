@@ -47,7 +47,8 @@ class UrlSigner:
         return f"{FILES_PREFIX}{quote(key)}?expires={expires}&sig={self.signature(key, expires)}"
 
     def verify(self, key: str, expires: int, sig: str) -> bool:
-        return hmac.compare_digest(self.signature(key, expires), sig)
+        # Bytes, not str: compare_digest refuses non-ASCII str, and a link's sig is user input.
+        return hmac.compare_digest(self.signature(key, expires).encode(), sig.encode("utf-8", "replace"))
 
     def parse(self, url: str) -> tuple[str, int] | None:
         """(key, expires) if ``url`` is a correctly signed link of ours, whatever host it names."""

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import json
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -12,7 +10,8 @@ from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from imagegate.db.models import StoredFile, Task
-from imagegate.errors import NotFoundError, ValidationError
+from imagegate.errors import NotFoundError
+from imagegate.tasks import cursor
 from imagegate.tasks.status import ACTIVE, TaskStatus
 
 
@@ -25,17 +24,7 @@ async def get_for_account(session: AsyncSession, account_id: str, task_id: str) 
 
 
 def encode_cursor(task: Task) -> str:
-    raw = json.dumps([task.created_at.isoformat(), task.id]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        created, task_id = json.loads(base64.urlsafe_b64decode(padded))
-        return datetime.fromisoformat(created), str(task_id)
-    except (ValueError, TypeError):
-        raise ValidationError("cursor is not one this server gave out", param="after") from None
+    return cursor.encode(task)
 
 
 async def list_for_account(
@@ -46,7 +35,7 @@ async def list_for_account(
     if status is not None:
         query = query.where(Task.status == status)
     if after is not None:
-        created, task_id = _decode_cursor(after)
+        created, task_id = cursor.decode(after)
         query = query.where(
             or_(Task.created_at < created, and_(Task.created_at == created, Task.id < task_id))
         )
