@@ -120,8 +120,8 @@ async def get(url: str, policy: Policy, *, param: str = "url") -> Response:
     """GET ``url``; redirects followed (each hop checked); only a 200 answer is returned."""
     target = parse_http_url(url, param)
 
-    async def work(client: _Connection) -> Response:
-        return await _get(client, target, policy, param)
+    async def work(conn: _Connection) -> Response:
+        return await _get(conn, target, policy, param)
 
     return await _within_limits(policy, param, "fetch", work)
 
@@ -132,8 +132,8 @@ async def post(
     """POST ``content`` to ``url`` and return its answer, whatever the status; no redirects."""
     target = parse_http_url(url, param)
 
-    async def work(client: _Connection) -> Response:
-        response = await _send(client, "POST", target, policy, param, content=content, headers=headers)
+    async def work(conn: _Connection) -> Response:
+        response = await _send(conn, "POST", target, policy, param, content=content, headers=headers)
         try:
             body, truncated = await _read(response, min(POST_BODY_CAP, policy.max_bytes), param, cut=True)
         finally:
@@ -157,9 +157,9 @@ async def _within_limits(
         raise GuardError(f"{param}: {verb} failed ({type(exc).__name__})", param=param) from None
 
 
-async def _get(client: _Connection, target: HttpUrl, policy: Policy, param: str) -> Response:
+async def _get(conn: _Connection, target: HttpUrl, policy: Policy, param: str) -> Response:
     for _ in range(policy.max_redirects + 1):
-        response = await _send(client, "GET", target, policy, param)
+        response = await _send(conn, "GET", target, policy, param)
         try:
             if response.status_code in _REDIRECTS:
                 target = _next_hop(target, response.headers.get("location"), param)
@@ -206,7 +206,7 @@ class _Connection:
 
 
 async def _send(
-    client: _Connection,
+    conn: _Connection,
     method: str,
     target: HttpUrl,
     policy: Policy,
@@ -228,7 +228,7 @@ async def _send(
             method, target.via(address), headers=sent, content=content, extensions=dict(extensions)
         )
         try:
-            return await client.send(request)
+            return await conn.send(request)
         except httpx.ConnectError as exc:
             failure = exc
     assert failure is not None  # addresses is never empty
