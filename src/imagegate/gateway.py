@@ -13,8 +13,7 @@ from imagegate.db.session import Database
 from imagegate.limits import RateLimiter, Tier, tier_for
 from imagegate.providers.registry import Providers
 from imagegate.settings import Settings
-from imagegate.storage import Storage, UrlSigner, open_storage
-from imagegate.storage.fetch import FetchPolicy
+from imagegate.storage import Storage, UrlSigner, guard, open_storage
 from imagegate.storage.signing import load_or_create_secret
 from imagegate.tasks.notify import Notifier
 
@@ -50,9 +49,10 @@ class Gateway:
         await self.db.dispose()
 
     @property
-    def fetch_policy(self) -> FetchPolicy:
-        return FetchPolicy(
-            allow_hosts=frozenset(self.settings.fetch_allow_hosts),
+    def fetch_policy(self) -> guard.Policy:
+        """What requests made for a user (source images, webhooks) may reach."""
+        return guard.Policy.from_hosts(
+            self.settings.fetch_allow_hosts,
             timeout_s=self.settings.fetch_timeout_s,
             max_bytes=self.settings.max_upload_bytes,
         )

@@ -12,17 +12,19 @@ import os
 from datetime import date
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
 
 from imagegate.limits.tiers import Tier, default_tiers
+from imagegate.storage.urls import parse_allow_entry
 
 MiB = 1024 * 1024
 
@@ -89,9 +91,11 @@ class Settings(BaseSettings):
         64_000_000, gt=0, description="Largest decoded image accepted (width x height): bomb guard."
     )
     fetch_timeout_s: float = Field(15.0, gt=0, description="Time limit for fetching a source image URL.")
-    fetch_allow_hosts: list[str] = Field(
+    # NoDecode: the environment gives "a,b" (the documented form), not JSON; _split_hosts parses it.
+    fetch_allow_hosts: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
-        description="Hosts or IPs that source-image fetches may reach even if private (e.g. 127.0.0.1).",
+        description="Comma-separated host or host:port entries ([::1]:8080 for IPv6) that requests made "
+        "for users (source images, webhooks) may reach even if private, e.g. 127.0.0.1.",
     )
     demo_account: bool = Field(
         True, description="Create a demo account and print its key on the first start."
@@ -140,8 +144,17 @@ class Settings(BaseSettings):
     @classmethod
     def _split_hosts(cls, value: Any) -> Any:
         if isinstance(value, str):
-            return [part.strip() for part in value.split(",") if part.strip()]
+            text = value.strip()
+            if text.startswith('["'):  # the JSON list form, which worked before the comma form did
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
         return value
+
+    @field_validator("fetch_allow_hosts")
+    @classmethod
+    def _check_hosts(cls, value: list[str]) -> list[str]:
+        """Each entry in its canonical spelling; a malformed one stops the start with its reason."""
+        return [str(parse_allow_entry(entry)) for entry in value]
 
     @cached_property
     def resolved_database_url(self) -> str:

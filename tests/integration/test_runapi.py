@@ -340,12 +340,11 @@ def test_own_links_are_read_from_storage_not_fetched(closed_gateway: Gateway, im
     gw = closed_gateway
     client = gw.user()
 
-    # a loopback URL is refused by this gateway's fetcher...
+    # a loopback URL is refused by this gateway's guard (at creation: the address is literal)...
     foreign = image_host.serve(f"/{uuid.uuid4().hex}.png", png_bytes(32, 32, BLUE))
-    refused = gw.wait(client, create(client, "gpt_image", edit_body([foreign]), "edit_image"))
-    assert refused["status"] == "failed"
-    assert "private or reserved address" in refused["error"]
-    assert refused["images"] == []
+    refused = client.post("/api/v1/gpt_image/edit_image", json=edit_body([foreign]))
+    assert refused.status_code == 400
+    assert "private or reserved address" in refused.json()["error"]["message"]
 
     # ...yet its own output link (also on 127.0.0.1) works, because it is read from storage
     output = gw.wait(client, create(client, "gpt_image", T2I_15))

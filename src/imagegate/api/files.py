@@ -17,8 +17,7 @@ from imagegate.api.models import FILES_BODY, FileObject, error_responses
 from imagegate.api.views import iso
 from imagegate.errors import GoneError, NotFoundError, PayloadTooLargeError, ValidationError
 from imagegate.gateway import Gateway
-from imagegate.storage import StorageNotFound
-from imagegate.storage.fetch import fetch
+from imagegate.storage import StorageNotFound, guard
 from imagegate.storage.local import valid_key
 from imagegate.tasks import inputs
 from imagegate.tasks.inputs import decode_data_url
@@ -50,7 +49,7 @@ async def _from_json(request: Request, gw: GatewayDep) -> tuple[bytes, str | Non
         url = source.get("url")
         if not isinstance(url, str) or not url:
             raise ValidationError("source.url is required", param="source.url")
-        data, _ = await fetch(url, gw.fetch_policy, param="source.url")
+        data = (await guard.get(url, gw.fetch_policy, param="source.url")).content
     elif kind == "base64":
         raw = source.get("data")
         if not isinstance(raw, str) or not raw:

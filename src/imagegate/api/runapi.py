@@ -37,7 +37,7 @@ from imagegate.catalog.contract import validate
 from imagegate.db.models import Task
 from imagegate.errors import NotFoundError, ValidationError
 from imagegate.gateway import Gateway
-from imagegate.tasks import idempotency, service, store
+from imagegate.tasks import idempotency, inputs, service, store
 from imagegate.tasks.service import Submission
 from imagegate.tasks.status import TaskStatus
 
@@ -87,7 +87,7 @@ async def _create(
         action=action,
         params={k: v for k, v in params.items() if k not in ("source_image_urls", "callback_url")},
         source_urls=list(params.get("source_image_urls", [])),
-        callback_url=params.get("callback_url"),
+        callback_url=inputs.check_callback_url(gw, params.get("callback_url")),
         client_request_id=check_client_request_id(client_request_id),
         idempotency_key=idempotency.check_key(idempotency_key),
         fingerprint={"face": "runapi", "service": service_slug, "action": action.value, "body": body},

@@ -7,10 +7,10 @@ Messages follow RunAPI's client-side vocabulary ("<field> is required",
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlsplit
 
 from imagegate.catalog.schema import ActionName, FieldSpec, ModelSpec
 from imagegate.errors import ValidationError
+from imagegate.storage.urls import is_http_url as _is_http_url
 
 _SCALARS: dict[str, tuple[type, ...]] = {
     "string": (str,),
@@ -18,11 +18,6 @@ _SCALARS: dict[str, tuple[type, ...]] = {
     "number": (int, float),
     "boolean": (bool,),
 }
-
-
-def _is_http_url(value: str) -> bool:
-    parts = urlsplit(value)
-    return parts.scheme in ("http", "https") and bool(parts.netloc)
 
 
 def _is_image_url(value: str) -> bool:

@@ -2,7 +2,9 @@
 
 A reference is stored on the task as JSON:
 ``{"kind": "storage", "key": ...}`` for bytes we hold (uploads, data: URLs, our outputs), or
-``{"kind": "url", "url": ...}`` for a foreign URL fetched when the task runs.
+``{"kind": "url", "url": ...}`` for a foreign URL fetched when the task runs. A foreign URL
+is parsed and, when it names an address literally, judged at creation, so a request the
+guard would refuse anyway never takes a hold or becomes a task.
 """
 
 from __future__ import annotations
@@ -22,8 +24,7 @@ from imagegate.db.models import StoredFile
 from imagegate.errors import GatewayError, ValidationError
 from imagegate.gateway import Gateway
 from imagegate.providers.base import SourceImage
-from imagegate.storage import StorageNotFound
-from imagegate.storage.fetch import fetch
+from imagegate.storage import StorageNotFound, guard
 from imagegate.storage.media import EXTENSIONS, inspect_image
 
 
@@ -122,7 +123,15 @@ async def classify(gw: Gateway, url: str, param: str) -> dict[str, Any] | Upload
         if expires < gw.now().timestamp():
             raise ValidationError(f"{param}: this gateway's link has expired", param=param)
         return {"kind": "storage", "key": key}
+    guard.precheck(url, gw.fetch_policy, param)
     return {"kind": "url", "url": url}
+
+
+def check_callback_url(gw: Gateway, url: str | None, param: str = "callback_url") -> str | None:
+    """``url`` if a webhook could be delivered there as far as creation can tell, else a 400."""
+    if url is not None:
+        guard.precheck(url, gw.fetch_policy, param)
+    return url
 
 
 async def load(gw: Gateway, ref: dict[str, Any], param: str) -> SourceImage:
@@ -132,7 +141,7 @@ async def load(gw: Gateway, ref: dict[str, Any], param: str) -> SourceImage:
         except StorageNotFound:
             raise ValidationError(f"{param}: the file is no longer stored", param=param) from None
     else:
-        data, _ = await fetch(ref["url"], gw.fetch_policy, param=param)
+        data = (await guard.get(ref["url"], gw.fetch_policy, param=param)).content
     upload = await check_upload(gw, data, param)
     return SourceImage(data=upload.data, content_type=upload.content_type)
 
