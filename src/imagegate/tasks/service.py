@@ -93,8 +93,12 @@ async def _prepare_inputs(
     try:
         for upload in sub.uploads:
             refs.append({"kind": "storage", "key": await keep(upload)})
+        held = [*sub.uploads, *([sub.mask] if sub.mask else [])]
         for index, url in enumerate(sub.source_urls):
             ref = await inputs.classify(gw, url, f"source_image_urls[{index}]")
+            if isinstance(ref, Upload):
+                held.append(ref)
+                inputs.check_pixel_budget(gw, held, "source_image_urls")
             refs.append({"kind": "storage", "key": await keep(ref)} if isinstance(ref, Upload) else ref)
         if sub.mask is not None:
             refs.append({"kind": "storage", "key": await keep(sub.mask), "role": "mask"})
