@@ -161,7 +161,7 @@ async def read_form(request: Request, limits: Limits) -> Form:
         raise ValidationError("Send the body as multipart/form-data with a boundary.")
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limits.max_total_bytes:
-        raise _too_large(limits.max_total_bytes)
+        raise _closing(_too_large(limits.max_total_bytes))  # before reading a byte of it
     collector = _Collector(limits)
     try:
         parser = MultipartParser(options[b"boundary"], collector.callbacks())
