@@ -90,6 +90,17 @@ class Settings(BaseSettings):
     max_image_pixels: int = Field(
         64_000_000, gt=0, description="Largest decoded image accepted (width x height): bomb guard."
     )
+    max_request_bytes: int = Field(
+        64 * MiB,
+        gt=0,
+        description="Largest multipart request body (all files and fields), counted as it streams in.",
+    )
+    max_request_pixels: int = Field(
+        16 * 3840 * 2160,
+        gt=0,
+        description="Pixels allowed per request across all source images and the mask "
+        "(default: 16 images of 3840x2160).",
+    )
     fetch_timeout_s: float = Field(15.0, gt=0, description="Time limit for fetching a source image URL.")
     # NoDecode: the environment gives "a,b" (the documented form), not JSON; _split_hosts parses it.
     fetch_allow_hosts: Annotated[list[str], NoDecode] = Field(

@@ -84,8 +84,12 @@ def test_multipart_upload_defaults_to_the_part_name(user: httpx.Client) -> None:
 
 def test_multipart_type_comes_from_the_bytes_not_the_label(user: httpx.Client) -> None:
     data = jpeg_bytes()
-    response = user.post("/api/v1/files", files={"file": ("lies.png", data, "image/png")})
+    response = user.post("/api/v1/files", files={"file": ("photo.bin", data, "application/octet-stream")})
     check_file(response, data, "image/jpeg")
+    # a label that names another image type is a mistake worth telling the client about
+    lying = user.post("/api/v1/files", files={"file": ("lies.png", data, "image/png")})
+    assert lying.status_code == 400, lying.text
+    assert lying.json()["error"]["param"] == "file"
 
 
 def test_json_plain_base64(user: httpx.Client) -> None:

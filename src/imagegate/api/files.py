@@ -10,37 +10,25 @@ from urllib.parse import unquote
 
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, Response
-from starlette.datastructures import UploadFile
 
+from imagegate.api import uploads
 from imagegate.api.deps import BaseUrlDep, GatewayDep, PrincipalDep, json_body
 from imagegate.api.models import FILES_BODY, FileObject, error_responses
 from imagegate.api.views import iso
-from imagegate.errors import GoneError, NotFoundError, PayloadTooLargeError, ValidationError
-from imagegate.gateway import Gateway
+from imagegate.errors import GoneError, NotFoundError, ValidationError
 from imagegate.storage import StorageNotFound, guard
 from imagegate.storage.local import valid_key
 from imagegate.tasks import inputs
-from imagegate.tasks.inputs import decode_data_url
+from imagegate.tasks.inputs import data_url_type, decode_data_url
 
 router = APIRouter(tags=["files"])
 DOWNLOAD_TYPES = ("image/png", "image/jpeg", "image/webp", "image/gif", "application/octet-stream")
 
 
-async def read_upload(gw: Gateway, upload: UploadFile, param: str) -> bytes:
-    """An uploaded part's bytes, refusing it as soon as it passes the size limit."""
-    limit = gw.settings.max_upload_bytes
-    if upload.size is not None and upload.size > limit:
-        raise PayloadTooLargeError(
-            f"{param} is {upload.size} bytes; the limit is {limit} bytes.", param=param
-        )
-    data = await upload.read(limit + 1)
-    if len(data) > limit:
-        raise PayloadTooLargeError(f"{param} is larger than the limit of {limit} bytes.", param=param)
-    return data
-
-
-async def _from_json(request: Request, gw: GatewayDep) -> tuple[bytes, str | None]:
+async def _from_json(request: Request, gw: GatewayDep) -> tuple[bytes, str | None, str | None]:
+    """(bytes, file name, the media type the source declared) of a JSON upload."""
     body = await json_body(request, gw)
+    declared: str | None = None
     source = body.get("source")
     if not isinstance(source, dict):
         raise ValidationError("source is required: {type: url|base64, ...}", param="source")
@@ -49,13 +37,14 @@ async def _from_json(request: Request, gw: GatewayDep) -> tuple[bytes, str | Non
         url = source.get("url")
         if not isinstance(url, str) or not url:
             raise ValidationError("source.url is required", param="source.url")
-        data = (await guard.get(url, gw.fetch_policy, param="source.url")).content
+        fetched = await guard.get(url, gw.fetch_policy, param="source.url")
+        data, declared = fetched.content, fetched.content_type
     elif kind == "base64":
         raw = source.get("data")
         if not isinstance(raw, str) or not raw:
             raise ValidationError("source.data is required", param="source.data")
         if raw.startswith("data:"):
-            data = decode_data_url(raw, "source.data")
+            data, declared = decode_data_url(raw, "source.data"), data_url_type(raw)
         else:
             try:
                 data = base64.b64decode(raw, validate=True)
@@ -64,23 +53,23 @@ async def _from_json(request: Request, gw: GatewayDep) -> tuple[bytes, str | Non
     else:
         raise ValidationError("source.type must be one of: url, base64", param="source.type")
     name = body.get("file_name")
-    return data, name if isinstance(name, str) else None
+    return data, name if isinstance(name, str) else None, declared
 
 
 @router.post("/api/v1/files", responses=error_responses(400, 401, 413, 415), openapi_extra=FILES_BODY)
 async def create_file(request: Request, gw: GatewayDep, who: PrincipalDep, base: BaseUrlDep) -> FileObject:
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("multipart/form-data"):
-        async with request.form(max_files=1) as form:  # closes the spooled temp files
-            part = form.get("file")
-            if not isinstance(part, UploadFile):
-                raise ValidationError("multipart field 'file' is required", param="file")
-            data = await read_upload(gw, part, "file")
-            name_field = form.get("file_name")
-            file_name = name_field if isinstance(name_field, str) else part.filename
+        form = await uploads.read_form(request, uploads.Limits.of(gw, max_files=1))
+        parts = form.files_named("file")
+        if not parts:
+            raise ValidationError("multipart field 'file' is required", param="file")
+        name_field = form.field("file_name")
+        data, declared = parts[0].data, parts[0].content_type
+        file_name = name_field if name_field is not None else parts[0].filename
     else:
-        data, file_name = await _from_json(request, gw)
-    upload = await inputs.check_upload(gw, data, "file", file_name)
+        data, file_name, declared = await _from_json(request, gw)
+    upload = await inputs.check_upload(gw, data, "file", file_name, declared=declared)
     ttl = timedelta(seconds=gw.settings.upload_retention_s)
     (record,) = await inputs.hold(gw, who.account_id, [upload], task_id=None, ttl=ttl)
     return FileObject(

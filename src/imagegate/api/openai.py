@@ -14,10 +14,8 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from starlette.datastructures import FormData, UploadFile
 
 from imagegate.api.deps import BaseUrlDep, CreatorDep, GatewayDep, json_body, rate_headers
-from imagegate.api.files import read_upload
 from imagegate.api.models import (
     EDITS_BODY,
     ImageData,
@@ -29,6 +27,7 @@ from imagegate.api.models import (
     request_body,
 )
 from imagegate.api.runapi import check_client_request_id
+from imagegate.api.uploads import Form, Limits, read_form
 from imagegate.api.views import image_url, model_response, task_headers
 from imagegate.catalog import ActionName, ModelSpec
 from imagegate.catalog.contract import validate
@@ -44,7 +43,7 @@ from imagegate.errors import (
 )
 from imagegate.gateway import Gateway
 from imagegate.tasks import idempotency, service, store
-from imagegate.tasks.inputs import Upload, check_upload
+from imagegate.tasks.inputs import Upload, check_pixel_budget, check_upload
 from imagegate.tasks.service import Submission
 from imagegate.tasks.status import TaskStatus
 
@@ -248,60 +247,45 @@ async def generations(request: Request, gw: GatewayDep, who: CreatorDep, base: B
     return await _run(request, gw, who, sub, base, _enum(params, "response_format", "b64_json"))
 
 
-def _files(form: FormData, *names: str) -> list[UploadFile]:
-    return [part for name in names for part in form.getlist(name) if isinstance(part, UploadFile)]
-
-
-async def _mask(gw: Gateway, form: FormData, first: Upload) -> Upload | None:
-    parts = _files(form, "mask")
+async def _mask(gw: Gateway, form: Form, first: Upload) -> Upload | None:
+    parts = form.files_named("mask")
     if not parts:
         return None
-    data = await read_upload(gw, parts[0], "mask")
-    if len(data) > MASK_MAX_BYTES:
+    if len(parts[0].data) > MASK_MAX_BYTES:
         raise ValidationError("mask must be smaller than 4 MB", param="mask")
-    mask = await check_upload(gw, data, "mask")
+    mask = await check_upload(gw, parts[0].data, "mask", declared=parts[0].content_type)
     if mask.content_type != "image/png":
         raise ValidationError("mask must be a PNG with an alpha channel", param="mask")
-    first_info = await asyncio.to_thread(_dimensions, first.data)
-    if await asyncio.to_thread(_dimensions, mask.data) != first_info:
+    if (mask.width, mask.height) != (first.width, first.height):
         raise ValidationError("mask must have the same dimensions as the first image", param="mask")
     return mask
-
-
-def _dimensions(data: bytes) -> tuple[int, int]:
-    import io
-
-    from PIL import Image
-
-    with Image.open(io.BytesIO(data)) as image:
-        return image.size
 
 
 @router.post("/edits", response_model=ImagesResponse, openapi_extra=EDITS_BODY)
 async def edits(request: Request, gw: GatewayDep, who: CreatorDep, base: BaseUrlDep) -> Response:
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
         raise ValidationError("Send edits as multipart/form-data with image and prompt fields.")
-    form = await request.form(max_files=MAX_EDIT_IMAGES + 2)
-    try:
-        fields = {k: v for k, v in form.multi_items() if isinstance(v, str)}
-        parts = _files(form, "image", "image[]")
-        if not parts:
-            raise ValidationError("image is required", param="image")
-        if len(parts) > MAX_EDIT_IMAGES:
-            raise ValidationError(f"at most {MAX_EDIT_IMAGES} images", param="image")
-        sub = _submission(gw, {**fields, **{"image": True}}, ActionName.EDIT_IMAGE)
-        uploads = [
-            await check_upload(gw, await read_upload(gw, part, f"image[{i}]"), f"image[{i}]", part.filename)
-            for i, part in enumerate(parts)
-        ]
-        sub.uploads = uploads
-        sub.fingerprint = {
-            "face": "openai",
-            "action": "edits",
-            "fields": sorted(fields.items()),
-            "images": [hashlib.sha256(u.data).hexdigest() for u in uploads],
-        }
-        sub.mask = await _mask(gw, form, uploads[0])
-    finally:
-        await form.close()
+    form = await read_form(request, Limits.of(gw, max_files=MAX_EDIT_IMAGES + 2))
+    fields = dict(form.fields)
+    parts = form.files_named("image", "image[]")
+    if not parts:
+        raise ValidationError("image is required", param="image")
+    if len(parts) > MAX_EDIT_IMAGES:
+        raise ValidationError(f"at most {MAX_EDIT_IMAGES} images", param="image")
+    sub = _submission(gw, {**fields, **{"image": True}}, ActionName.EDIT_IMAGE)
+    uploads: list[Upload] = []
+    for i, part in enumerate(parts):
+        uploads.append(
+            await check_upload(gw, part.data, f"image[{i}]", part.filename, declared=part.content_type)
+        )
+        check_pixel_budget(gw, uploads, "image")  # before decoding more than the budget
+    sub.uploads = uploads
+    sub.fingerprint = {
+        "face": "openai",
+        "action": "edits",
+        "fields": sorted(fields.items()),
+        "images": [hashlib.sha256(u.data).hexdigest() for u in uploads],
+    }
+    sub.mask = await _mask(gw, form, uploads[0])
+    check_pixel_budget(gw, [*uploads, *([sub.mask] if sub.mask else [])], "image")
     return await _run(request, gw, who, sub, base, _enum(fields, "response_format", "b64_json"))

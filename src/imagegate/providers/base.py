@@ -27,6 +27,8 @@ class Action(StrEnum):
 class SourceImage:
     data: bytes
     content_type: str
+    width: int = 0  # from the header, when the gateway has read it (0: unknown)
+    height: int = 0
 
 
 @dataclass(frozen=True)

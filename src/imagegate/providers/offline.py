@@ -18,10 +18,12 @@ import hashlib
 import io
 import math
 import random
+import threading
 from collections.abc import AsyncIterator
+from contextlib import nullcontext
 from dataclasses import dataclass
 
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, _imaging
 
 from imagegate.providers._drawing import hashed_palette, prompt_colours, render_edit, render_generate
 from imagegate.providers.base import (
@@ -46,6 +48,18 @@ PNG_COMPRESS_LEVEL = 4
 MAX_SIDE = 8192
 MAX_PIXELS = 4096 * 4096  # a guard against runaway memory, well above the catalog's sizes
 SOURCE_MAX_PIXELS = 64_000_000
+# PNG and WebP cannot be decoded at reduced size, so a large source is decoded in full and reduced
+# at once. Those full decodes take turns, process-wide: an 8000x8000 RGB decode is 256 MB, and four
+# tasks of sixteen such sources must not hold sixteen (or four) of them at the same time.
+_BIG_DECODE_PIXELS = 4096 * 4096
+_BIG_DECODES = threading.BoundedSemaphore(1)
+_REDUCIBLE = frozenset({"L", "LA", "RGB", "RGBA", "I", "F", "I;16"})
+# Pillow allocates pixels in blocks (16 MB by default). glibc serves a freed 16 MB block's
+# successors from its heaps (its mmap threshold rises to 32 MB at most), and those heaps stay
+# resident: four tasks of big sources left ~300 MB behind. Blocks above 32 MB are always mmap'd
+# and go back to the OS when freed; small images are one block of their own size, as before.
+_PILLOW_BLOCK_BYTES = 64 * 1024 * 1024
+_imaging.set_block_size(_PILLOW_BLOCK_BYTES)
 PARTIAL_SIDE = 384  # partial previews are small: they exist to show progress, cheaply
 
 # GPT Image output tokens for one 1024x1024 image by quality; other sizes scale by area.
@@ -123,17 +137,35 @@ def _partial(image: Image.Image, partial_index: int, total: int, fmt: OutputForm
     return GeneratedImage(buf.getvalue(), CONTENT_TYPES[fmt], mosaic.width, mosaic.height)
 
 
-def _open(source: SourceImage, what: str, size: tuple[int, int] | None = None) -> Image.Image:
-    """Decode one upload; anything Pillow cannot read is the caller's error, not ours."""
+def _reduced(image: Image.Image, side: int) -> Image.Image:
+    """``image`` shrunk by a whole factor while both sides stay at least ``side`` (box filter: cheap,
+    and what follows resamples again anyway). ``side`` covers either orientation of the target."""
+    factor = min(image.width // side, image.height // side)
+    if factor < 2:
+        return image
+    if image.mode not in _REDUCIBLE:
+        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+    return image.reduce(factor)
+
+
+def _open(source: SourceImage, what: str, size: tuple[int, int]) -> Image.Image:
+    """Decode one upload no larger than needed to draw ``size``; anything Pillow cannot read is
+    the caller's error, not ours."""
     try:
         opened = Image.open(io.BytesIO(source.data), formats=["PNG", "JPEG", "WEBP"])
         if opened.width * opened.height > SOURCE_MAX_PIXELS:
             raise ProviderError(f"{what} is too large to decode", code="validation")
-        if size is not None and opened.format == "JPEG":
-            opened.draft("RGB", size)  # let libjpeg downscale while decoding: much faster for photos
-        opened.load()
-        image = ImageOps.exif_transpose(opened)
-        has_alpha = "A" in image.getbands() or "transparency" in image.info
+        side = max(size)
+        if opened.format == "JPEG":
+            opened.draft("RGB", (side, side))  # libjpeg downscales while decoding: little memory
+        big = opened.width * opened.height > _BIG_DECODE_PIXELS and opened.format != "JPEG"
+        with _BIG_DECODES if big else nullcontext():
+            opened.load()
+            has_alpha = "A" in opened.getbands() or "transparency" in opened.info
+            image = _reduced(opened, side)  # keeps a copy of info, EXIF orientation included
+            if image is not opened:
+                opened.close()  # free the full decode before the next one may start
+        image = ImageOps.exif_transpose(image)
         return image.convert("RGBA" if has_alpha else "RGB")
     except ProviderError:
         raise
@@ -152,12 +184,12 @@ def _decode_edit(request: ImageRequest, transparent: bool) -> _EditInputs:
     thumb = (max(16, min(size) // 4),) * 2
     extras: list[Image.Image] = []
     for k, source in enumerate(request.sources[1:], start=2):
-        extra = _open(source, f"source image {k}", thumb)
+        extra = _open(source, f"source image {k}", (thumb[0] * 2, thumb[1] * 2))
         extra.thumbnail((thumb[0] * 2, thumb[1] * 2))
         extras.append(extra)
     mask: Image.Image | None = None
     if request.mask is not None:
-        opened = _open(request.mask, "mask")
+        opened = _open(request.mask, "mask", size)
         if opened.mode != "RGBA":
             raise ProviderError("mask must be a PNG with an alpha channel", code="validation")
         mask = ImageOps.fit(opened.getchannel("A"), size, Image.Resampling.BILINEAR)

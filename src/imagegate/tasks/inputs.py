@@ -14,6 +14,7 @@ import base64
 import binascii
 import contextlib
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -21,18 +22,26 @@ from typing import Any
 from sqlalchemy import delete
 
 from imagegate.db.models import StoredFile
-from imagegate.errors import GatewayError, ValidationError
+from imagegate.errors import GatewayError, PayloadTooLargeError, ValidationError
 from imagegate.gateway import Gateway
 from imagegate.providers.base import SourceImage
 from imagegate.storage import StorageNotFound, guard
-from imagegate.storage.media import EXTENSIONS, inspect_image
+from imagegate.storage.media import EXTENSIONS, validate_image
 
 
 @dataclass(frozen=True)
 class Upload:
     data: bytes
-    content_type: str  # already checked by inspect_image
+    content_type: str  # already checked by validate_image
     file_name: str | None = None
+    width: int = 0
+    height: int = 0
+
+
+def data_url_type(url: str) -> str | None:
+    """The media type a data: URL declares (``data:image/png;base64,...`` -> ``image/png``)."""
+    header = url.partition(",")[0].removeprefix("data:")
+    return header.split(";", 1)[0] or None
 
 
 def decode_data_url(url: str, param: str) -> bytes:
@@ -45,15 +54,33 @@ def decode_data_url(url: str, param: str) -> bytes:
         raise ValidationError(f"{param} is not valid base64", param=param) from None
 
 
-async def check_upload(gw: Gateway, data: bytes, param: str, file_name: str | None = None) -> Upload:
+async def check_upload(
+    gw: Gateway, data: bytes, param: str, file_name: str | None = None, *, declared: str | None = None
+) -> Upload:
+    """Fully validated image bytes (type, size, integrity), checked in a thread."""
     info = await asyncio.to_thread(
-        inspect_image,
+        validate_image,
         data,
         max_bytes=gw.settings.max_upload_bytes,
         max_pixels=gw.settings.max_image_pixels,
         param=param,
+        declared=declared,
     )
-    return Upload(data=data, content_type=info.content_type, file_name=file_name)
+    return Upload(
+        data=data, content_type=info.content_type, file_name=file_name, width=info.width, height=info.height
+    )
+
+
+def check_pixel_budget(gw: Gateway, images: Sequence[Upload | SourceImage], param: str) -> None:
+    """Refuse a request whose source images and mask together exceed ``max_request_pixels``."""
+    limit = gw.settings.max_request_pixels
+    total = sum(image.width * image.height for image in images)
+    if total > limit:
+        raise PayloadTooLargeError(
+            f"The request's images total {total} pixels; the limit is {limit} pixels per request "
+            f"(for example {limit // (3840 * 2160)} images of 3840x2160). Send fewer or smaller images.",
+            param=param,
+        )
 
 
 def _new_key(upload: Upload) -> str:
@@ -116,7 +143,7 @@ async def drop(gw: Gateway, records: list[StoredFile]) -> None:
 async def classify(gw: Gateway, url: str, param: str) -> dict[str, Any] | Upload:
     """A reference for ``url``, or the checked bytes of a data: URL (to be held for the task)."""
     if url.startswith("data:"):
-        return await check_upload(gw, decode_data_url(url, param), param)
+        return await check_upload(gw, decode_data_url(url, param), param, declared=data_url_type(url))
     ours = gw.signer.parse(url)
     if ours is not None:
         key, expires = ours
@@ -140,10 +167,14 @@ async def load(gw: Gateway, ref: dict[str, Any], param: str) -> SourceImage:
             data = await gw.storage.get(ref["key"])
         except StorageNotFound:
             raise ValidationError(f"{param}: the file is no longer stored", param=param) from None
+        declared = None
     else:
-        data = (await guard.get(ref["url"], gw.fetch_policy, param=param)).content
-    upload = await check_upload(gw, data, param)
-    return SourceImage(data=upload.data, content_type=upload.content_type)
+        fetched = await guard.get(ref["url"], gw.fetch_policy, param=param)
+        data, declared = fetched.content, fetched.content_type
+    upload = await check_upload(gw, data, param, declared=declared)
+    return SourceImage(
+        data=upload.data, content_type=upload.content_type, width=upload.width, height=upload.height
+    )
 
 
 async def load_all(gw: Gateway, refs: list[dict[str, Any]]) -> list[SourceImage]:
@@ -157,4 +188,6 @@ async def load_all(gw: Gateway, refs: list[dict[str, Any]]) -> list[SourceImage]
         if isinstance(result, BaseException):
             raise result
         images.append(result)
+    # Foreign URLs and links to stored files are only measured here, once fetched.
+    check_pixel_budget(gw, images, "source_image_urls")
     return images

@@ -75,8 +75,13 @@ async def _prepare_inputs(
     """
     ttl = timedelta(seconds=gw.settings.task_timeout_s * gw.settings.max_attempts) + INPUT_GRACE
     refs: list[dict[str, Any] | Upload] = list(sub.uploads)
+    held = [*sub.uploads, *([sub.mask] if sub.mask else [])]
     for index, url in enumerate(sub.source_urls):
-        refs.append(await inputs.classify(gw, url, f"source_image_urls[{index}]"))
+        ref = await inputs.classify(gw, url, f"source_image_urls[{index}]")
+        if isinstance(ref, Upload):  # a data: URL, decoded: counts against the pixel budget now
+            held.append(ref)
+            inputs.check_pixel_budget(gw, held, "source_image_urls")
+        refs.append(ref)
     held = [ref for ref in refs if isinstance(ref, Upload)]
     if sub.mask is not None:
         held.append(sub.mask)
