@@ -246,7 +246,11 @@ def after_shutdown_text(catalog: Catalog, model: ModelSpec, dep: Deployment) -> 
             "sizes and price), so they keep working"
         )
         mapping = _translation(model)
-        return text + (f"; their parameters are translated: {mapping}" if mapping else "")
+        if not mapping:
+            return text
+        if all(rule.to == name for name, rule in model.lifecycle.translate.items()) and "becomes" not in mapping:
+            return text + "; its parameters keep their meaning"
+        return text + f"; their parameters are translated: {mapping}"
     text = f"refuses requests for `{model.id}` with HTTP 410 and the error code `model_retired`"
     if model.lifecycle.successor:
         text += f"; move to `{model.lifecycle.successor}`"

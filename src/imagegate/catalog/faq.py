@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 from imagegate.catalog.documents import (
     Deployment,
     after_shutdown_text,
     duration_text,
     join_words,
+    line_url,
     line_variants,
     price_text,
     provider_notes,
@@ -18,7 +21,18 @@ from imagegate.catalog.schema import ActionName, Line, ModelSpec
 
 def _start_answer(catalog: Catalog, line: Line, models: list[ModelSpec], dep: Deployment) -> str:
     variants = line_variants(catalog, line.slug)
-    live = [v for v in variants if not v.model.lifecycle.retired_on(dep.today)] or variants
+    live = [v for v in variants if not v.model.lifecycle.retired_on(dep.today)]
+    if not live:
+        # Every model here is retired: point at what serves the last of them, along the chain.
+        last = max(models, key=lambda m: m.lifecycle.shutdown_date or date.min)
+        served = served_after_shutdown(catalog, last, dep)
+        if served is not None:
+            return (
+                f"Every model on this page is retired. Start with `{served.id}` "
+                f"([its page]({line_url(dep, served.line)})); requests for the retired models still "
+                "work, served by it at their own sizes and prices."
+            )
+        live = variants
     # Advise a model with a future first: a deprecated one only when nothing else is left.
     first = min(
         live,

@@ -105,6 +105,12 @@ def _matrix_cell(entry: dict[str, Any]) -> str:
     return f"{entry['by']}: " + ", ".join(cells)
 
 
+def _dollars(micro: int) -> str:
+    """A spend threshold: 5_000_000 -> "$5", 2_500_000 -> "$2.5"."""
+    dollars, fraction = divmod(micro, 1_000_000)
+    return f"${dollars}" + (f".{fraction:06d}".rstrip("0") if fraction else "")
+
+
 def _window(seconds: int) -> str:
     return "minute" if seconds == 60 else f"{seconds} s"
 
@@ -168,7 +174,7 @@ def pricing_markdown(catalog: Catalog, dep: Deployment, facts: PricingFacts) -> 
             "|---|---|---|---|---|",
             *(
                 f"| {t['name']} | {t['creates_per_window']} | {t['reads_per_window']} | "
-                f"{t['max_concurrent']} | {price_text(t['paid_spend_threshold_micro'])} |"
+                f"{t['max_concurrent']} | {_dollars(t['paid_spend_threshold_micro'])} |"
                 for t in limits["tiers"]
             ),
         ]
