@@ -229,6 +229,7 @@ def test_model_pages_link_the_pricing_page_and_name_the_operators_support(operat
     assert "starter: 7 task creations per minute" in limits
     [link] = re.findall(r"\[pricing page\]\(([^)]+)\)", limits)
     assert anonymous.get(link).status_code == 200
+    assert f"[Pricing]({link})" in anonymous.get("/llms.txt").text
     support = faq_answer(line, "Where can I report issues?")
     assert "<https://support.example.com/imagegate>" in support and "<help@example.com>" in support
 

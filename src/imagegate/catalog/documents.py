@@ -248,7 +248,10 @@ def after_shutdown_text(catalog: Catalog, model: ModelSpec, dep: Deployment) -> 
         mapping = _translation(model)
         if not mapping:
             return text
-        if all(rule.to == name for name, rule in model.lifecycle.translate.items()) and "becomes" not in mapping:
+        if (
+            all(rule.to == name for name, rule in model.lifecycle.translate.items())
+            and "becomes" not in mapping
+        ):
             return text + "; its parameters keep their meaning"
         return text + f"; their parameters are translated: {mapping}"
     text = f"refuses requests for `{model.id}` with HTTP 410 and the error code `model_retired`"

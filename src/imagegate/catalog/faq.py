@@ -15,6 +15,7 @@ from imagegate.catalog.documents import (
     provider_notes,
     served_after_shutdown,
 )
+from imagegate.catalog.lifecycle import successor_chain
 from imagegate.catalog.registry import Catalog
 from imagegate.catalog.schema import ActionName, Line, ModelSpec
 
@@ -48,8 +49,8 @@ def _start_answer(catalog: Catalog, line: Line, models: list[ModelSpec], dep: De
     for model in models:
         if model.lifecycle.successor:
             state = "retired" if model.lifecycle.retired_on(dep.today) else "deprecated"
-            # The end of the successor chain, not the next step (which may be retired too).
-            use = served_after_shutdown(catalog, model, dep) or catalog.model(model.lifecycle.successor)
+            # The end of the successor chain, not the next step (which may be deprecated too).
+            use = successor_chain(catalog, model)[-1]
             text += f" `{model.id}` is {state}: for new work, use `{use.id}`."
     return text
 

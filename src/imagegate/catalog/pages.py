@@ -479,6 +479,7 @@ def llms_txt(catalog: Catalog, dep: Deployment) -> str:
     placeholder = [m for m in catalog.models.values() if dep.provider_for(m) in PLACEHOLDER_PROVIDERS]
     out += _paragraphs(provider_notes(catalog, placeholder, dep))
     out += ["", "## Models", "", f"- [All models]({base}/models.md): every line, variant and price"]
+    out.append(f"- [Pricing]({base}/pricing.md): price matrices, free calls, usage tiers and their limits")
     for line in catalog.lines.values():
         if models := catalog.models_of_line(line):
             low = price_text(min(m.pricing.from_micro for m in models))
