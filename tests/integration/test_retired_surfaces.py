@@ -73,9 +73,16 @@ def test_on_the_shutdown_date_every_surface_says_retired(on_the_day: Gateway) ->
     assert front_matter(line)["retired"] is True
     assert "**Retired.** GPT Image 1.5 (`gpt-image-1.5`) was shut down on 2026-12-01" in line
     after = faq_answer(line, "What happens after the shutdown date?")
-    assert "`gpt-image-1.5` with [`gpt-image-2`]" in after and "at the same size and price" in after
+    assert (
+        "requests for `gpt-image-1.5` working: they are served by gpt-image-2 at the same size and price"
+        in after
+    )
+    assert f"gpt-image-2: [its page]({on_the_day.base_url}/models/gpt-image-2.md)" in after
     # gpt-image-1 follows the chain past the retired gpt-image-1.5
-    assert "`gpt-image-1` with [`gpt-image-2`]" in after
+    assert (
+        "requests for `gpt-image-1` working: they are served by gpt-image-2 at the same size and price"
+        in after
+    )
     assert "Start with `gpt-image-2`" in faq_answer(line, "Which variant should I start with?")
     variant = page(anonymous, "/models/gpt-image/1.5-text-to-image.md")
     assert front_matter(variant)["retired"] is True
@@ -127,7 +134,7 @@ def test_the_day_before_every_surface_says_deprecated(day_before: Gateway) -> No
     assert "retired" not in front_matter(line)
     assert "**Deprecated.** GPT Image 1.5 (`gpt-image-1.5`)" in line
     after = faq_answer(line, "What happens after the shutdown date?")
-    assert "On and after 2026-12-01, this deployment serves requests for `gpt-image-1.5` with" in after
+    assert "On and after 2026-12-01, this deployment keeps requests for `gpt-image-1.5` working" in after
     openai_list = by_id(anonymous, "/v1/models")
     assert (openai_list["gpt-image-1.5"]["retired"], openai_list["gpt-image-1.5"]["served_by"]) == (
         False,

@@ -238,7 +238,7 @@ def test_deprecated_model_shows_shutdown_and_successor(catalog: Catalog) -> None
     assert "successor is `gpt-image-2`" in page
     assert f"{BASE}/models/gpt-image-2.md" in links(page)
     # what the successor is sent: the same sizes and price, quality as a quality
-    assert "with [`gpt-image-2`]" in page and "at the same size and price" in page
+    assert "served by gpt-image-2 at the same size and price" in page
     assert "`quality` becomes `output_resolution`" not in page
     variant = catalog.variant_by_slug("gpt-image", "1.5-text-to-image")
     meta = front_matter(variant_markdown(catalog, variant, dep))
@@ -284,7 +284,10 @@ def test_retired_model_with_successor_policy_is_served_by_the_successor(retired_
     dep = make_dep(retired_models="successor")
     page = line_markdown(retired_catalog, retired_catalog.lines["gpt-image"], dep)
     assert "**Retired.**" in page
-    assert "with [`gpt-image-2`]" in page and "`gpt-image-1.5`'s sizes and price" in page
+    assert (
+        "served by gpt-image-2 at the same size and price" in page
+        and "`gpt-image-1.5`'s sizes and price" in page
+    )
     assert "model_retired" not in page
     model = next(m for m in models_document(retired_catalog, dep)["data"] if m["id"] == "gpt-image-1.5")
     assert model["lifecycle"]["served_as"] == "gpt-image-2"

@@ -240,10 +240,10 @@ def after_shutdown_text(catalog: Catalog, model: ModelSpec, dep: Deployment) -> 
     """What this deployment does with requests for the model once it is retired (present tense)."""
     successor = served_after_shutdown(catalog, model, dep)
     if successor is not None:
-        link = f"[`{successor.id}`]({line_url(dep, successor.line)})"
+        link = f"[its page]({line_url(dep, successor.line)})"
         text = (
-            f"serves requests for `{model.id}` with {link} at the same size and price (`{model.id}`'s "
-            "sizes and price), so they keep working"
+            f"keeps requests for `{model.id}` working: they are served by {successor.id} at the same "
+            f"size and price (`{model.id}`'s sizes and price; {successor.id}: {link})"
         )
         mapping = _translation(model)
         if not mapping:

@@ -147,7 +147,7 @@ def pricing_markdown(catalog: Catalog, dep: Deployment, facts: PricingFacts) -> 
         out += [
             "",
             " ".join(
-                f"`{e['id']}` is retired and served by `{e['served_by']}` at the same size and price."
+                f"`{e['id']}` is retired and served by {e['served_by']} at the same size and price."
                 for e in retired
             ),
         ]
