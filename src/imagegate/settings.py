@@ -67,6 +67,12 @@ class Settings(BaseSettings):
         "successor",
         description="After a model's shutdown date: serve its successor, or refuse with 410 model_retired.",
     )
+    support_url: str | None = Field(
+        None, description="Where users report issues (an issue tracker or help page), shown in the FAQ."
+    )
+    support_email: str | None = Field(
+        None, description="Support email address shown in the catalog FAQ; unset: none is shown."
+    )
     workers: int = Field(4, ge=1, le=256, description="Tasks the in-process worker pool runs at once.")
     task_timeout_s: float = Field(600.0, gt=0, description="A task running longer than this fails.")
     lease_s: float = Field(

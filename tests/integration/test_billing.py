@@ -358,10 +358,13 @@ def test_price_schedules_list_every_variant_with_an_etag(gateway: Gateway) -> No
         ("gpt_image_2", "gpt-image-2"),
         ("gpt_image_2_5", "gpt-image-2.5-flare"),
         ("gpt_image_2_5", "gpt-image-2.5-sunburst"),
+        ("gpt_image", "gpt-image-1"),
+        ("gpt_image_2_6", "gpt-image-2.6-flare"),
+        ("gpt_image_2_6", "gpt-image-2.6-sunburst"),
     ):
         for action in ("text_to_image", "edit_image"):
             assert (service, action, model) in keys
-    assert len(entries) == len(keys) == 8
+    assert len(entries) == len(keys) == 14
     by_key = {(e["model"], e["action"]): e for e in entries}
     for action in ("text_to_image", "edit_image"):
         one_five = by_key[("gpt-image-1.5", action)]
@@ -410,7 +413,7 @@ def test_price_schedules_filters(gateway: Gateway) -> None:
 
     by_action = anonymous.get("/api/v1/price_schedules", params={"action": "edit_image"}).json()
     assert {e["action"] for e in by_action["price_schedules"]} == {"edit_image"}
-    assert len(by_action["price_schedules"]) == 4
+    assert len(by_action["price_schedules"]) == 7
 
     nothing = anonymous.get("/api/v1/price_schedules", params={"service": "no_such_service"})
     assert nothing.status_code == 200 and nothing.json()["price_schedules"] == []

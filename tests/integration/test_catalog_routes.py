@@ -14,7 +14,6 @@ import httpx
 import pytest
 from PIL import Image
 
-from imagegate.catalog import load_catalog
 from tests.conftest import Gateway, start_gateway
 
 MARKDOWN = "text/markdown"
@@ -101,8 +100,8 @@ def test_models_index(gateway: Gateway, anonymous: httpx.Client) -> None:
     text = markdown(anonymous, "/models.md")
     meta = front_matter(text)
     assert meta["url"] == f"{gateway.base_url}/models.md"
-    assert meta["model_count"] == 4
-    for line in ("gpt-image", "gpt-image-2", "gpt-image-2-5"):
+    assert meta["model_count"] == 7
+    for line in ("gpt-image", "gpt-image-2", "gpt-image-2-5", "gpt-image-2-6"):
         assert f"]({gateway.base_url}/models/{line}.md)" in text
     assert "`1.5-text-to-image`" in text
     assert "`2.5-sunburst-image-to-image`" in text
@@ -118,7 +117,8 @@ def test_line_page(gateway: Gateway, anonymous: httpx.Client) -> None:
     variants = section(text, "Variants")
     rows = [row for row in variants.splitlines() if row.startswith("| ") and "`" in row]
     slugs = {re.search(r"`([^`]+)`", row).group(1) for row in rows}  # type: ignore[union-attr]
-    assert slugs == {"1.5-text-to-image", "1.5-image-to-image"}
+    # gpt-image-1 (retired 2026-10-23, still accepted) is listed with its status
+    assert slugs == {"1.5-text-to-image", "1.5-image-to-image", "1-text-to-image", "1-image-to-image"}
     assert f"{gateway.base_url}/models/gpt-image/1.5-text-to-image.md" in variants
     assert "$0.040" in variants
     url, body = quickstart_request(text)
@@ -170,7 +170,15 @@ def test_models_json(gateway: Gateway, anonymous: httpx.Client) -> None:
     response = anonymous.get("/api/v1/models")
     assert response.status_code == 200
     models = {m["id"]: m for m in response.json()["data"]}
-    assert set(models) == {"gpt-image-1.5", "gpt-image-2", "gpt-image-2.5-flare", "gpt-image-2.5-sunburst"}
+    assert set(models) == {
+        "gpt-image-1",
+        "gpt-image-1.5",
+        "gpt-image-2",
+        "gpt-image-2.5-flare",
+        "gpt-image-2.5-sunburst",
+        "gpt-image-2.6-flare",
+        "gpt-image-2.6-sunburst",
+    }
     for model in models.values():
         assert model["actions"], model["id"]
         for action in model["actions"]:
@@ -237,12 +245,8 @@ def test_a_retired_model_is_served_by_its_successor(start_with_catalog: Starter,
     assert task["status"] == "completed", task
     assert (task["model"], task["model_served"]) == ("gpt-image-1.5", "gpt-image-2")
 
-    # quality high -> output_resolution 2k; 3:2 at 2k is what gpt-image-2 renders for it
-    catalog = load_catalog(tmp_path / "catalog.toml")
-    expected = catalog.models["gpt-image-2"].render.size_for(
-        {"aspect_ratio": "3:2", "output_resolution": "2k"}
-    )
-    assert expected[0] == 2048
+    # gpt-image-1.5's contract holds: 3:2 is 1536x1024 at any quality (not gpt-image-2's 2k size)
+    expected = (1536, 1024)
     image = task["images"][0]
     assert (image["width"], image["height"]) == expected
     download = overridden.client().get(image["url"])

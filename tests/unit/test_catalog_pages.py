@@ -104,7 +104,7 @@ def test_line_page_front_matter_follows_the_seed(catalog: Catalog) -> None:
     assert meta["model"] == "GPT Image"
     assert meta["provider"] == "OpenAI"
     assert meta["modality"] == "image"
-    assert meta["variant_count"] == 2
+    assert meta["variant_count"] == 4  # gpt-image-1.5's two, and gpt-image-1's that clients still send
     assert meta["price_from_cents"] == 4
     assert meta["served_by"] == "offline"
     assert meta["deprecated"] is True
@@ -131,7 +131,7 @@ def test_variants_table_lists_both_variants_at_four_cents(catalog: Catalog) -> N
     header = next(line for line in table.splitlines() if line.startswith("|"))
     assert header.startswith("| Version | Variant | Pricing | Billing | URL |")
     rows = {row[1].strip("`"): row for row in table_rows(table)}
-    assert set(rows) == {"1.5-text-to-image", "1.5-image-to-image"}
+    assert set(rows) == {"1.5-text-to-image", "1.5-image-to-image", "1-text-to-image", "1-image-to-image"}
     for slug, row in rows.items():
         assert row[0] == f"gpt-image-{slug}"
         assert row[2] == "$0.040"
@@ -220,7 +220,9 @@ def test_other_faq_answers_follow_the_deployment(catalog: Catalog) -> None:
             upload_retention_s=1_800,
         ),
     )
-    assert faq_answer(custom, "What about rate limits?") == "60 requests a minute per key."
+    limits = faq_answer(custom, "What about rate limits?")
+    assert limits.startswith("60 requests a minute per key. See the [pricing page]")
+    assert f"{BASE}/pricing.md" in links(limits)
     assert faq_answer(custom, "Do you stream results?").startswith("Yes")
     stored = faq_answer(custom, "Are outputs cached?")
     assert "retrievable by task ID for 2 days" in stored and "30 minutes" in stored
@@ -235,7 +237,9 @@ def test_deprecated_model_shows_shutdown_and_successor(catalog: Catalog) -> None
     assert "shuts down on 2026-12-01" in page
     assert "successor is `gpt-image-2`" in page
     assert f"{BASE}/models/gpt-image-2.md" in links(page)
-    assert "`quality` becomes `output_resolution`" in page  # what the successor is sent
+    # what the successor is sent: the same sizes and price, quality as a quality
+    assert "served by gpt-image-2 at the same size and price" in page
+    assert "`quality` becomes `output_resolution`" not in page
     variant = catalog.variant_by_slug("gpt-image", "1.5-text-to-image")
     meta = front_matter(variant_markdown(catalog, variant, dep))
     assert (meta["shutdown_date"], meta["successor"], meta["deprecated"]) == (
@@ -255,7 +259,9 @@ def test_refuse_policy_is_announced_before_the_shutdown(catalog: Catalog) -> Non
 def retired_catalog(tmp_path: Path) -> Catalog:
     override = tmp_path / "catalog.toml"
     override.write_text(
-        '[models."gpt-image-1.5".lifecycle]\nshutdown_date = "2026-01-15"\n', encoding="utf-8"
+        '[models."gpt-image-1.5".lifecycle]\nshutdown_date = "2026-01-15"\n'
+        '[models."gpt-image-1".lifecycle]\nshutdown_date = "2026-01-15"\n',
+        encoding="utf-8",
     )
     return load_catalog(override)
 
@@ -278,7 +284,10 @@ def test_retired_model_with_successor_policy_is_served_by_the_successor(retired_
     dep = make_dep(retired_models="successor")
     page = line_markdown(retired_catalog, retired_catalog.lines["gpt-image"], dep)
     assert "**Retired.**" in page
-    assert "serves [`gpt-image-2`]" in page and "`gpt-image-1.5`'s price" in page
+    assert (
+        "served by gpt-image-2 at the same size and price" in page
+        and "`gpt-image-1.5`'s sizes and price" in page
+    )
     assert "model_retired" not in page
     model = next(m for m in models_document(retired_catalog, dep)["data"] if m["id"] == "gpt-image-1.5")
     assert model["lifecycle"]["served_as"] == "gpt-image-2"

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from imagegate.catalog import ActionName, load_catalog
 from imagegate.catalog.contract import validate
-from imagegate.catalog.lifecycle import deprecation_headers, resolve, translate
+from imagegate.catalog.lifecycle import deprecation_headers, resolve, serving_model, translate
 from imagegate.catalog.openai_compat import map_request
 from imagegate.catalog.registry import Catalog
+from imagegate.catalog.schema import TokenPrices
 from imagegate.errors import ModelRetiredError, NotFoundError, ValidationError
 
 T2I = ActionName.TEXT_TO_IMAGE
@@ -241,8 +243,10 @@ def old_request(**overrides: Any) -> dict[str, Any]:
 def test_retired_model_goes_to_its_successor(catalog: Catalog) -> None:
     served = resolve(catalog, catalog.model("gpt-image-1.5"), old_request(), AFTER, "successor")
     assert served.model.id == "gpt-image-2"
+    # 2:3 keeps gpt-image-1.5's 1024x1536 (not gpt-image-2's 2k 1360x2048), and quality stays a quality.
     assert served.params == {"prompt": "a castle", "aspect_ratio": "2:3", "output_resolution": "2k"}
-    assert served.model.render.size_for(served.params) == (1360, 2048)
+    assert served.size == (1024, 1536)
+    assert served.quality == "high"
 
 
 def test_retired_on_the_shutdown_date_itself(catalog: Catalog) -> None:
@@ -250,15 +254,110 @@ def test_retired_on_the_shutdown_date_itself(catalog: Catalog) -> None:
         catalog, catalog.model("gpt-image-1.5"), old_request(quality="medium"), SHUTDOWN, "successor"
     )
     assert served.model.id == "gpt-image-2"
-    assert served.params["output_resolution"] == "1k"
+    assert (served.size, served.quality) == ((1024, 1536), "medium")
+
+
+@pytest.mark.parametrize("quality", ["medium", "high"])
+@pytest.mark.parametrize(
+    ("aspect", "size"), [("1:1", (1024, 1024)), ("2:3", (1024, 1536)), ("3:2", (1536, 1024))]
+)
+def test_every_cell_keeps_its_size_and_quality(
+    catalog: Catalog, aspect: str, quality: str, size: tuple[int, int]
+) -> None:
+    old = catalog.model("gpt-image-1.5")
+    params = old_request(aspect_ratio=aspect, quality=quality)
+    before = resolve(catalog, old, params, BEFORE, "successor")
+    after = resolve(catalog, old, params, AFTER, "successor")
+    assert (before.model.id, after.model.id) == ("gpt-image-1.5", "gpt-image-2")
+    assert before.size == after.size == size
+    assert before.quality == after.quality == quality
+    validate(after.model, T2I, after.params)  # what the successor is sent is a valid request for it
 
 
 def test_successor_params_pass_its_rules(catalog: Catalog) -> None:
     served = resolve(
         catalog, catalog.model("gpt-image-1.5"), old_request(aspect_ratio="1:1"), AFTER, "successor"
     )
-    assert served.params == {"prompt": "a castle", "aspect_ratio": "1:1", "output_resolution": "2k"}
+    assert served.params == {"prompt": "a castle", "aspect_ratio": "1:1", "output_resolution": "1k"}
     validate(served.model, T2I, served.params)  # what it is served with is a valid request for it
+
+
+def test_the_whole_successor_chain_is_followed(catalog: Catalog) -> None:
+    old = catalog.model("gpt-image-1")
+    params = old_request(aspect_ratio="3:2", quality="high")
+    on_1_5 = resolve(catalog, old, params, BEFORE, "successor")  # gpt-image-1 retired 2026-10-23
+    assert on_1_5.model.id == "gpt-image-1.5"
+    assert on_1_5.params == params
+    on_2 = resolve(catalog, old, params, AFTER, "successor")  # and 1.5 after 2026-12-01
+    assert on_2.model.id == "gpt-image-2"
+    assert (on_2.size, on_2.quality) == ((1536, 1024), "high")
+    assert serving_model(catalog, old, AFTER, "successor") == catalog.model("gpt-image-2")
+    assert serving_model(catalog, old, BEFORE, "successor") == catalog.model("gpt-image-1.5")
+    assert serving_model(catalog, old, AFTER, "refuse") is None
+    assert serving_model(catalog, old, date(2026, 10, 22), "refuse") == old
+
+
+@pytest.mark.parametrize(
+    ("name", "model_id"),
+    [
+        ("gpt-image-1", "gpt-image-1"),
+        ("gpt-image-1-mini", "gpt-image-1.5"),
+        ("chatgpt-image-latest", "gpt-image-1.5"),
+        ("gpt-image-1.5-2025-12-16", "gpt-image-1.5"),
+        ("gpt-image-2-2026-04-21", "gpt-image-2"),
+        ("gpt-image-2.5-flare-2026-09-08", "gpt-image-2.5-flare"),
+        ("gpt-image-2.5-sunburst-2026-09-08", "gpt-image-2.5-sunburst"),
+    ],
+)
+def test_names_clients_still_send_resolve_by_the_lifecycle(
+    catalog: Catalog, name: str, model_id: str
+) -> None:
+    model = catalog.model(name)
+    assert model.id == model_id
+    served = serving_model(catalog, model, AFTER, "successor")
+    assert served is not None
+    expected = "gpt-image-2" if model_id.startswith("gpt-image-1") else model_id
+    assert served.id == expected
+
+
+def test_gpt_image_2_6_takes_2_5s_contract_and_prices(catalog: Catalog) -> None:
+    for flavour in ("flare", "sunburst"):
+        new, old = catalog.model(f"gpt-image-2.6-{flavour}"), catalog.model(f"gpt-image-2.5-{flavour}")
+        assert catalog.line_of(new).service == "gpt_image_2_6"
+        assert new.pricing == old.pricing and new.fields == old.fields and new.rules == old.rules
+        assert new.prices_published is False
+        assert new.released == date(2026, 11, 4)
+    assert catalog.model_for_service("gpt_image_2_6", "gpt-image-2.6-flare").id == "gpt-image-2.6-flare"
+    with pytest.raises(ValidationError):
+        catalog.model_for_service("gpt_image_2_6", "gpt-image-2.5-flare")
+
+
+@pytest.mark.parametrize(
+    "name", ["gpt-image-2", "gpt-image-2.5-flare", "gpt-image-2.5-sunburst", "gpt-image-2.6-sunburst"]
+)
+def test_token_prices_of_the_2_x_line(catalog: Catalog, name: str) -> None:
+    prices = catalog.token_prices(name)
+    assert prices == TokenPrices(
+        text_in=5_000_000,
+        image_in=8_000_000,
+        image_out=30_000_000,
+        cached_text_in=1_250_000,
+        cached_image_in=2_000_000,
+    )
+
+
+def test_token_prices_are_absent_where_the_catalog_has_none(catalog: Catalog) -> None:
+    assert catalog.token_prices("gpt-image-1.5") is None
+    with pytest.raises(NotFoundError):
+        catalog.token_prices("dall-e-9")
+
+
+def test_an_operator_can_set_token_prices(tmp_path: Path) -> None:
+    override = tmp_path / "catalog.toml"
+    override.write_text('[models."gpt-image-2".token_prices]\nimage_out = 40_000_000\n', encoding="utf-8")
+    catalog = load_catalog(override)
+    prices = catalog.token_prices("gpt-image-2-2026-04-21")
+    assert prices is not None and prices.image_out == 40_000_000 and prices.text_in == 5_000_000
 
 
 def test_refuse_policy_raises_with_the_successor(catalog: Catalog) -> None:
@@ -290,16 +389,16 @@ def test_current_models_are_never_rerouted(catalog: Catalog) -> None:
 
 def test_translate_maps_fields_and_fills_defaults(catalog: Catalog) -> None:
     old, new = catalog.model("gpt-image-1.5"), catalog.model("gpt-image-2")
-    assert translate(old, new, {"prompt": "p", "aspect_ratio": "3:2", "quality": "medium"}) == {
-        "prompt": "p",
-        "aspect_ratio": "3:2",
-        "output_resolution": "1k",
-    }
-    assert translate(old, new, {"prompt": "p", "quality": "high"}) == {
-        "prompt": "p",
-        "output_resolution": "2k",
-        "aspect_ratio": "auto",
-    }
+    # quality is a render setting for gpt-image-2 (its RunAPI contract has no such field);
+    # the resolution class follows the pixels the old contract promised.
+    assert translate(old, new, {"prompt": "p", "aspect_ratio": "3:2", "quality": "medium"}, (1536, 1024)) == (
+        {"prompt": "p", "aspect_ratio": "3:2", "output_resolution": "2k"},
+        {"quality": "medium"},
+    )
+    assert translate(old, new, {"prompt": "p", "quality": "high"}) == (
+        {"prompt": "p", "aspect_ratio": "auto", "output_resolution": "1k"},
+        {"quality": "high"},
+    )
 
 
 def test_deprecation_headers(catalog: Catalog) -> None:

@@ -95,7 +95,14 @@ async def price_schedules(
     action: str | None = None,
     model: str | None = None,
 ) -> Response:
-    entries = pricing.schedules(gw.catalog, service=service, action=action, model=model)
+    entries = pricing.schedules(
+        gw.catalog,
+        service=service,
+        action=action,
+        model=model,
+        today=gw.lifecycle_date(),
+        retired_models=gw.settings.retired_models,
+    )
     tag = pricing.etag(entries)
     if _matches(request.headers.get("if-none-match"), tag):
         return Response(status_code=304, headers={"ETag": tag})

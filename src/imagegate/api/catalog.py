@@ -7,8 +7,9 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from imagegate.api.deps import BaseUrlDep, GatewayDep
 from imagegate.api.models import Document, error_responses
-from imagegate.catalog import pages
+from imagegate.catalog import pages, pricing_page
 from imagegate.catalog.pages import Deployment
+from imagegate.catalog.pricing_page import PricingFacts, TierLimits
 from imagegate.gateway import Gateway
 
 router = APIRouter(tags=["catalog"])
@@ -30,6 +31,26 @@ def deployment(gw: Gateway, base: str) -> Deployment:
         free_calls_per_variant=settings.free_calls_per_variant if settings.billing_enabled else 0,
         charges_credits=settings.billing_enabled,
         rate_limits=rate_limits_text(gw) if settings.rate_limits_enabled else None,
+        support_url=settings.support_url,
+        support_email=settings.support_email,
+    )
+
+
+def pricing_facts(gw: Gateway) -> PricingFacts:
+    settings = gw.settings
+    return PricingFacts(
+        tiers=[
+            TierLimits(
+                name=t.name,
+                creates_per_minute=t.creates_per_minute,
+                reads_per_minute=t.reads_per_minute,
+                max_concurrent=t.max_concurrent,
+                paid_spend_threshold_micro=t.paid_spend_threshold_micro,
+            )
+            for t in settings.tiers
+        ],
+        rate_limits_enabled=settings.rate_limits_enabled,
+        rate_window_s=settings.rate_window_s,
     )
 
 
@@ -81,6 +102,16 @@ async def models_json(gw: GatewayDep, base: BaseUrlDep) -> Response:
 @router.get("/v1/models", response_model=Document)
 async def openai_models(gw: GatewayDep, base: BaseUrlDep) -> Response:
     return JSONResponse(pages.openai_models_document(gw.catalog, deployment(gw, base)))
+
+
+@router.get("/pricing.md", response_class=MarkdownResponse)
+async def pricing_markdown(gw: GatewayDep, base: BaseUrlDep) -> PlainTextResponse:
+    return _markdown(pricing_page.pricing_markdown(gw.catalog, deployment(gw, base), pricing_facts(gw)))
+
+
+@router.get("/pricing.json", response_model=Document)
+async def pricing_json(gw: GatewayDep, base: BaseUrlDep) -> Response:
+    return JSONResponse(pricing_page.pricing_document(gw.catalog, deployment(gw, base), pricing_facts(gw)))
 
 
 @router.get("/llms.txt", response_class=PlainTextResponse)

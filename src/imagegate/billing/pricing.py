@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
+from datetime import date
+from typing import Any, Literal
 
 from imagegate.billing.money import micro_to_cents
 from imagegate.catalog import ActionName, Catalog, ModelSpec
 from imagegate.catalog.contract import check_rules, validate
+from imagegate.catalog.lifecycle import serving_model
 from imagegate.errors import ValidationError
 
 
@@ -17,14 +19,29 @@ def call_price_micro(model: ModelSpec, params: dict[str, Any], n: int = 1) -> in
     return model.pricing.price_micro(params) * n
 
 
-def _schedule_entry(catalog: Catalog, model: ModelSpec, action: ActionName) -> dict[str, Any]:
+Policy = Literal["successor", "refuse"]
+
+
+def catalog_status(catalog: Catalog, model: ModelSpec, today: date | None, policy: Policy) -> str:
+    """RunAPI's ``catalog_status`` with a retired state: ``active`` until the shutdown date,
+    then ``retired`` (served by a successor) or ``retired_refused`` (answered with 410)."""
+    if today is None or not model.lifecycle.retired_on(today):
+        return "active"
+    return "retired" if serving_model(catalog, model, today, policy) is not None else "retired_refused"
+
+
+def _schedule_entry(
+    catalog: Catalog, model: ModelSpec, action: ActionName, today: date | None, policy: Policy
+) -> dict[str, Any]:
     pricing = model.pricing
+    served = serving_model(catalog, model, today, policy) if today is not None else model
     return {
         "service": catalog.line_of(model).service,
         "action": action.value,
         "model": model.id,
         "pricing_status": "available",
-        "catalog_status": "active",
+        "catalog_status": catalog_status(catalog, model, today, policy),
+        "prices_published": model.prices_published,
         "currency": "USD",
         "billing_unit": "call",
         "billing_strategy": "matrix" if pricing.by else "flat",
@@ -41,16 +58,25 @@ def _schedule_entry(catalog: Catalog, model: ModelSpec, action: ActionName) -> d
             if model.lifecycle.shutdown_date
             else None,
             "successor": model.lifecycle.successor,
+            "retired": today is not None and model.lifecycle.retired_on(today),
+            "served_by": served.id if served is not None else None,
         },
     }
 
 
 def schedules(
-    catalog: Catalog, *, service: str | None = None, action: str | None = None, model: str | None = None
+    catalog: Catalog,
+    *,
+    service: str | None = None,
+    action: str | None = None,
+    model: str | None = None,
+    today: date | None = None,
+    retired_models: Policy = "successor",
 ) -> list[dict[str, Any]]:
+    """Price schedules; with ``today`` (the lifecycle date), retired models say so."""
     entries = []
     for variant in catalog.variants():
-        entry = _schedule_entry(catalog, variant.model, variant.action)
+        entry = _schedule_entry(catalog, variant.model, variant.action, today, retired_models)
         if service and entry["service"] != service:
             continue
         if action and entry["action"] != action:

@@ -14,6 +14,7 @@ from datetime import UTC, date, datetime, time
 from typing import Any, Literal
 
 from imagegate.catalog.contract import validate
+from imagegate.catalog.lifecycle import serving_model
 from imagegate.catalog.registry import Catalog
 from imagegate.catalog.schema import ActionName, FieldSpec, ModelSpec, Rule, Variant
 from imagegate.errors import ValidationError
@@ -40,6 +41,8 @@ class Deployment:
     upload_retention_s: int = 3600
     rate_limits: str | None = None  # one line, or None when the deployment has none
     streaming: bool = False
+    support_url: str | None = None  # where users report issues (the operator's settings)
+    support_email: str | None = None
 
 
 # -- money and time ------------------------------------------------------------------------------
@@ -173,11 +176,18 @@ def field_document(spec: FieldSpec) -> dict[str, Any]:
 
 # -- lifecycle -----------------------------------------------------------------------------------
 def served_after_shutdown(catalog: Catalog, model: ModelSpec, dep: Deployment) -> ModelSpec | None:
-    """The successor this deployment serves once the model is retired, or None when it refuses."""
-    successor = model.lifecycle.successor
-    if dep.retired_models == "refuse" or successor is None:
+    """The model this deployment serves in its place once it is retired, along the whole
+    successor chain (judged on the later of today and its shutdown date), or None when refused."""
+    life = model.lifecycle
+    if life.successor is None:
         return None
-    return catalog.models.get(successor)
+    on = max(dep.today, life.shutdown_date) if life.shutdown_date is not None else dep.today
+    served = serving_model(catalog, model, on, dep.retired_models)
+    return None if served is None or served.id == model.id else served
+
+
+def is_retired(model: ModelSpec, dep: Deployment) -> bool:
+    return model.lifecycle.retired_on(dep.today)
 
 
 _PROVIDER_WORDS = {
@@ -216,7 +226,7 @@ def provider_notes(catalog: Catalog, models: list[ModelSpec], dep: Deployment) -
 def _translation(model: ModelSpec) -> str:
     parts = []
     for name, rule in model.lifecycle.translate.items():
-        if rule.map:
+        if rule.map and any(a != b for a, b in rule.map.items()):
             pairs = ", ".join(f"`{a}` → `{b}`" for a, b in rule.map.items())
             parts.append(f"`{name}` becomes `{rule.to}` ({pairs})")
         elif rule.to != name:
@@ -230,12 +240,20 @@ def after_shutdown_text(catalog: Catalog, model: ModelSpec, dep: Deployment) -> 
     """What this deployment does with requests for the model once it is retired (present tense)."""
     successor = served_after_shutdown(catalog, model, dep)
     if successor is not None:
-        link = f"[`{successor.id}`]({line_url(dep, successor.line)})"
+        link = f"[its page]({line_url(dep, successor.line)})"
         text = (
-            f"serves {link} in its place at `{model.id}`'s price, so requests for `{model.id}` keep working"
+            f"keeps requests for `{model.id}` working: they are served by {successor.id} at the same "
+            f"size and price (`{model.id}`'s sizes and price; {successor.id}: {link})"
         )
         mapping = _translation(model)
-        return text + (f"; their parameters are translated: {mapping}" if mapping else "")
+        if not mapping:
+            return text
+        if (
+            all(rule.to == name for name, rule in model.lifecycle.translate.items())
+            and "becomes" not in mapping
+        ):
+            return text + "; its parameters keep their meaning"
+        return text + f"; their parameters are translated: {mapping}"
     text = f"refuses requests for `{model.id}` with HTTP 410 and the error code `model_retired`"
     if model.lifecycle.successor:
         text += f"; move to `{model.lifecycle.successor}`"
@@ -261,7 +279,10 @@ def status_text(catalog: Catalog, model: ModelSpec, dep: Deployment) -> str:
 
 
 def _created(model: ModelSpec) -> int:
-    """Unix time of the model's dated snapshot alias (``<id>-YYYY-MM-DD``), or 0 when it has none."""
+    """Unix time of the model's release date, else of its dated snapshot alias
+    (``<id>-YYYY-MM-DD``), or 0 when it has neither."""
+    if model.released is not None:
+        return int(datetime.combine(model.released, time(), tzinfo=UTC).timestamp())
     pattern = re.compile(rf"^{re.escape(model.id)}-(\d{{4}}-\d{{2}}-\d{{2}})$")
     for alias in model.aliases:
         match = pattern.match(alias)
@@ -349,6 +370,8 @@ def openai_models_document(catalog: Catalog, dep: Deployment) -> dict[str, Any]:
     data = []
     for model in catalog.models.values():
         life = model.lifecycle
+        retired = is_retired(model, dep)
+        successor = served_after_shutdown(catalog, model, dep) if retired else None
         data.append(
             {
                 "id": model.id,
@@ -358,6 +381,9 @@ def openai_models_document(catalog: Catalog, dep: Deployment) -> dict[str, Any]:
                 "deprecated": life.deprecated or life.shutdown_date is not None,
                 "shutdown_date": life.shutdown_date.isoformat() if life.shutdown_date else None,
                 "successor": life.successor,
+                "retired": retired,
+                # Who answers a request for this id today: itself, a successor, or nobody (410).
+                "served_by": successor.id if successor else (None if retired else model.id),
             }
         )
     return {"object": "list", "data": data}

@@ -2,30 +2,56 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 from imagegate.catalog.documents import (
     Deployment,
     after_shutdown_text,
     duration_text,
     join_words,
+    line_url,
     line_variants,
     price_text,
     provider_notes,
+    served_after_shutdown,
 )
+from imagegate.catalog.lifecycle import successor_chain
 from imagegate.catalog.registry import Catalog
 from imagegate.catalog.schema import ActionName, Line, ModelSpec
 
 
 def _start_answer(catalog: Catalog, line: Line, models: list[ModelSpec], dep: Deployment) -> str:
     variants = line_variants(catalog, line.slug)
-    live = [v for v in variants if not v.model.lifecycle.retired_on(dep.today)] or variants
-    first = min(live, key=lambda v: (v.model.pricing.from_micro, v.action != ActionName.TEXT_TO_IMAGE))
+    live = [v for v in variants if not v.model.lifecycle.retired_on(dep.today)]
+    if not live:
+        # Every model here is retired: point at what serves the last of them, along the chain.
+        last = max(models, key=lambda m: m.lifecycle.shutdown_date or date.min)
+        served = served_after_shutdown(catalog, last, dep)
+        if served is not None:
+            return (
+                f"Every model on this page is retired. Start with `{served.id}` "
+                f"([its page]({line_url(dep, served.line)})); requests for the retired models still "
+                "work, served by it at their own sizes and prices."
+            )
+        live = variants
+    # Advise a model with a future first: a deprecated one only when nothing else is left.
+    first = min(
+        live,
+        key=lambda v: (
+            v.model.lifecycle.shutdown_date is not None,
+            v.model.pricing.from_micro,
+            v.action != ActionName.TEXT_TO_IMAGE,
+        ),
+    )
     text = f"Start with `{first.slug}` at {price_text(first.model.pricing.from_micro)} an image."
     if extra := _edit_only_fields(models):
         text += f" The image-to-image variants also take {join_words(extra)}."
     for model in models:
         if model.lifecycle.successor:
             state = "retired" if model.lifecycle.retired_on(dep.today) else "deprecated"
-            text += f" `{model.id}` is {state}: for new work, use `{model.lifecycle.successor}`."
+            # The end of the successor chain, not the next step (which may be deprecated too).
+            use = successor_chain(catalog, model)[-1]
+            text += f" `{model.id}` is {state}: for new work, use `{use.id}`."
     return text
 
 
@@ -50,6 +76,29 @@ def _free_answer(dep: Deployment) -> str:
     if dep.charges_credits:
         return "No: this deployment gives no free calls. Every call is charged at the listed price."
     return "No: this deployment gives no free calls. Billing is not enabled either, so no call is charged."
+
+
+def pricing_url(dep: Deployment) -> str:
+    return f"{dep.base_url}/pricing.md"
+
+
+def _limits_answer(dep: Deployment) -> str:
+    text = dep.rate_limits or "No per-key rate limits are configured here."
+    return f"{text} See the [pricing page]({pricing_url(dep)}) for current prices, free calls and limits."
+
+
+def support_answer(dep: Deployment) -> str:
+    """Where to report issues, from the operator's settings; never a made-up address."""
+    ways = []
+    if dep.support_url:
+        ways.append(f"at <{dep.support_url}>")
+    if dep.support_email:
+        ways.append(f"by email to <{dep.support_email}>")
+    if ways:
+        return f"Report issues to this deployment's operator {join_words(ways, 'or')}."
+    return (
+        "This deployment's operator has not published a support contact: ask whoever gave you your API key."
+    )
 
 
 def faq_sections(catalog: Catalog, line: Line, models: list[ModelSpec], dep: Deployment) -> list[str]:
@@ -83,13 +132,14 @@ def faq_sections(catalog: Catalog, line: Line, models: list[ModelSpec], dep: Dep
         ("How are failures billed?", failures),
         ("Are outputs cached?", stored),
         ("Can I use it commercially?", commercial),
-        ("What about rate limits?", dep.rate_limits or "No per-key rate limits are configured here."),
+        ("What about rate limits?", _limits_answer(dep)),
         ("Who renders the images here?", " ".join(provider_notes(catalog, models, dep))),
+        ("Where can I report issues?", support_answer(dep)),
     ]
     ending = [m for m in models if m.lifecycle.shutdown_date is not None]
     if ending:
         after = " ".join(
-            f"After {m.lifecycle.shutdown_date}, this deployment {after_shutdown_text(catalog, m, dep)}."
+            f"On and after {m.lifecycle.shutdown_date}, this deployment {after_shutdown_text(catalog, m, dep)}."
             for m in ending
         )
         faq.append(("What happens after the shutdown date?", after))

@@ -28,6 +28,7 @@ from imagegate.catalog.documents import (
     price_text,
     provider_notes,
     rule_text,
+    served_after_shutdown,
     status_text,
     variant_url,
 )
@@ -205,12 +206,27 @@ def _line_front_matter(catalog: Catalog, line: Line, models: list[ModelSpec], de
         "price_from_cents": cents(min(m.pricing.from_micro for m in models)),
         "served_by": _served_by(models, dep, labels=False),
     }
-    # Lifecycle keys speak for the whole line: set only when every model on it has the same value.
-    lifecycles = [_lifecycle_keys(m, dep) for m in models]
-    for key, value in lifecycles[0].items():
-        if all(other[key] == value for other in lifecycles):
-            keys[key] = value
+    keys.update(_line_lifecycle_keys(catalog, models, dep))
     return _front_matter(keys)
+
+
+def _line_lifecycle_keys(catalog: Catalog, models: list[ModelSpec], dep: Deployment) -> dict[str, object]:
+    """Lifecycle keys for the whole line: set only when they hold for every model on it.
+
+    A line whose every model has a shutdown date ends with its last one; its successor is
+    where that model's requests go along the whole chain (gpt-image-1 -> 1.5 -> 2 is gpt-image-2).
+    """
+    if not all(m.lifecycle.shutdown_date is not None for m in models):
+        lifecycles = [_lifecycle_keys(m, dep) for m in models]
+        return {k: v for k, v in lifecycles[0].items() if all(o[k] == v for o in lifecycles)}
+    last = max(models, key=lambda m: m.lifecycle.shutdown_date or date.min)
+    successor = served_after_shutdown(catalog, last, dep)
+    return {
+        "deprecated": True,
+        "shutdown_date": last.lifecycle.shutdown_date,
+        "successor": successor.id if successor is not None else last.lifecycle.successor,
+        "retired": True if all(m.lifecycle.retired_on(dep.today) for m in models) else None,
+    }
 
 
 def line_markdown(catalog: Catalog, line: Line, dep: Deployment) -> str:
@@ -463,6 +479,7 @@ def llms_txt(catalog: Catalog, dep: Deployment) -> str:
     placeholder = [m for m in catalog.models.values() if dep.provider_for(m) in PLACEHOLDER_PROVIDERS]
     out += _paragraphs(provider_notes(catalog, placeholder, dep))
     out += ["", "## Models", "", f"- [All models]({base}/models.md): every line, variant and price"]
+    out.append(f"- [Pricing]({base}/pricing.md): price matrices, free calls, usage tiers and their limits")
     for line in catalog.lines.values():
         if models := catalog.models_of_line(line):
             low = price_text(min(m.pricing.from_micro for m in models))

@@ -9,11 +9,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from imagegate.catalog.schema import ActionName, Line, ModelSpec, Variant
+from imagegate.catalog.schema import ActionName, Line, ModelSpec, TokenPrices, Variant
 from imagegate.errors import NotFoundError, ValidationError
 
 # Keys a model inherits from the model named by its `like`.
-_INHERITED = ("fields", "rules", "pricing", "render", "openai_quality")
+_INHERITED = ("fields", "rules", "pricing", "render", "openai_quality", "token_prices")
 
 
 class CatalogError(ValueError):
@@ -123,6 +123,10 @@ class Catalog:
     def is_retired(self, model: ModelSpec, today: date) -> bool:
         return model.lifecycle.retired_on(today)
 
+    def token_prices(self, name: str) -> TokenPrices | None:
+        """The upstream token prices of a model (any of its names), None when the catalog has none."""
+        return self.model(name).token_prices
+
 
 def _builtin_data() -> dict[str, Any]:
     data: dict[str, Any] = {}
@@ -132,19 +136,30 @@ def _builtin_data() -> dict[str, Any]:
     return data
 
 
+def _inherit(raw_models: dict[str, dict[str, Any]], model_id: str) -> dict[str, Any]:
+    """A model's raw entry with what it takes from its ``like`` chain (2.6 is like 2.5 is like 2)."""
+    resolved = dict(raw_models[model_id])
+    seen = {model_id}
+    like = resolved.pop("like", None)
+    while like is not None:
+        if like not in raw_models:
+            raise CatalogError(f"model {model_id} is like unknown model {like!r}")
+        if like in seen:
+            raise CatalogError(f"model {model_id}: `like` loops through {like!r}")
+        seen.add(like)
+        for key in _INHERITED:
+            if key in raw_models[like] and key not in resolved:
+                resolved[key] = raw_models[like][key]
+        like = raw_models[like].get("like")
+    return resolved
+
+
 def build(data: dict[str, Any]) -> Catalog:
     lines = {slug: Line(slug=slug, **raw) for slug, raw in data.get("lines", {}).items()}
     raw_models: dict[str, dict[str, Any]] = data.get("models", {})
     models: dict[str, ModelSpec] = {}
-    for model_id, raw in raw_models.items():
-        resolved = dict(raw)
-        like = resolved.pop("like", None)
-        if like is not None:
-            if like not in raw_models:
-                raise CatalogError(f"model {model_id} is like unknown model {like!r}")
-            for key in _INHERITED:
-                if key in raw_models[like] and key not in resolved:
-                    resolved[key] = raw_models[like][key]
+    for model_id in raw_models:
+        resolved = _inherit(raw_models, model_id)
         try:
             models[model_id] = ModelSpec(id=model_id, **resolved)
         except ValueError as exc:

@@ -122,6 +122,19 @@ def parse_size(text: str) -> tuple[int, int]:
     return int(w), int(h)
 
 
+class TokenPrices(_Strict):
+    """Upstream token prices in micro-dollars per 1M tokens: what the vendor charges us.
+
+    Data for cost accounting; users pay the per-image :class:`Pricing`.
+    """
+
+    text_in: int = Field(ge=0)
+    image_in: int = Field(ge=0)
+    image_out: int = Field(ge=0)
+    cached_text_in: int = Field(ge=0)
+    cached_image_in: int = Field(ge=0)
+
+
 class Line(_Strict):
     """A model line: one page, one RunAPI service slug."""
 
@@ -145,7 +158,9 @@ class ModelSpec(_Strict):
     actions: list[ActionName]
     commercial_use: bool = True
     license_note: str | None = None
-    prices_published: bool = True
+    prices_published: bool = True  # False: RunAPI has published no price; ours is the catalog's default
+    released: date | None = None
+    token_prices: TokenPrices | None = None
     openai_quality: dict[str, str] | None = None  # OpenAI `quality` -> this contract's `quality`
     lifecycle: Lifecycle = Field(default_factory=Lifecycle)
     pricing: Pricing

@@ -103,7 +103,7 @@ async def submit(gw: Gateway, who: Principal, sub: Submission, enqueue: Enqueue)
     settings = gw.settings
     served = resolve(gw.catalog, sub.model, sub.params, gw.lifecycle_date(), settings.retired_models)
     variant = gw.catalog.variant(sub.model, sub.action)
-    width, height = sub.size or served.model.render.size_for(served.params)
+    width, height = sub.size or served.size  # the requested model's contract sets the pixels
     tier = gw.tier(who)
     task_id = str(uuid.uuid4())
     refs, records = await _prepare_inputs(gw, who, sub, task_id)
@@ -127,7 +127,7 @@ async def submit(gw: Gateway, who: Principal, sub: Submission, enqueue: Enqueue)
             "width": width,
             "height": height,
             "n": sub.n,
-            "quality": sub.quality or str(served.params.get("quality", "auto")),
+            "quality": sub.quality or served.quality or "auto",
             "background": sub.background,
             "output_format": sub.output_format,
             "output_compression": sub.output_compression,
