@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import pytest
@@ -19,12 +20,17 @@ import uvicorn
 from PIL import Image
 
 from imagegate.api import create_app
+from imagegate.api.app import GatewayServer
 from imagegate.clock import Clock, ManualClock
+from imagegate.gateway import Gateway as Core
+from imagegate.queue import Queue
 from imagegate.settings import Settings
+from imagegate.tasks import recovery
 from tests.serving import serve
 
 __all__ = ["serve"]  # a fixture: `imagegate serve` as a subprocess
 
+T = TypeVar("T")
 ADMIN_TOKEN = "test-admin-token"
 # Every in-process gateway lives on this calendar, whatever the real date: gpt-image-1.5 is
 # still live (it shuts down 2026-12-01). Retirement tests move the clock or the dates on purpose.
@@ -43,7 +49,7 @@ class ServerThread:
         self.settings = settings
         self.app = create_app(settings, clock=clock)
         config = uvicorn.Config(self.app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
-        self.server = uvicorn.Server(config)
+        self.server = GatewayServer(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def start(self) -> str:
@@ -55,6 +61,13 @@ class ServerThread:
             time.sleep(0.02)
         port = self.server.servers[0].sockets[0].getsockname()[1]
         return f"http://127.0.0.1:{port}"
+
+    def call(self, work: Callable[[Core, Queue], Awaitable[T]], timeout: float = 60) -> T:
+        """Run ``work(gateway, queue)`` on the server's own event loop and return its result."""
+        loop = self.server.loop
+        assert loop is not None
+        state = self.app.state
+        return asyncio.run_coroutine_threadsafe(work(state.gateway, state.queue), loop).result(timeout)
 
     def stop(self) -> None:
         self.server.should_exit = True
@@ -113,6 +126,14 @@ class Gateway:
             if time.monotonic() > deadline:
                 raise AssertionError(f"task {task_id} still {body['status']} after {timeout} s")
             time.sleep(0.05)
+
+    def drain(self) -> None:
+        """Return once every task queued so far has run (the worker pool's drain mode)."""
+        self.thread.call(lambda _, queue: queue.drain())
+
+    def sweep(self) -> int:
+        """One retention pass now, as the sweeper makes it: the count of deleted objects."""
+        return self.thread.call(lambda core, _: recovery.sweep_expired(core))
 
     def close(self) -> None:
         for client in self.clients:

@@ -40,7 +40,7 @@ class Gateway:
             catalog=load_catalog(settings.catalog_file),
             storage=open_storage(settings.resolved_storage_url),
             signer=UrlSigner(load_or_create_secret(settings.data_dir / "signing.key")),
-            limiter=RateLimiter(settings.rate_limit_storage_url, settings.rate_window_s),
+            limiter=RateLimiter(settings.rate_limit_storage_url, settings.rate_window_s, clock),
             clock=clock,
         )
 

@@ -1,9 +1,11 @@
-"""Outputs past retention are deleted; the task stays completed and its links answer 410."""
+"""Outputs past retention are deleted; the task stays completed and its links answer 410.
+
+The gateway's clock is moved past the retention and one sweep is run, instead of waiting.
+"""
 
 from __future__ import annotations
 
 import base64
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,28 +13,36 @@ import pytest
 
 from tests.conftest import T2I_15, Gateway, png_bytes, start_gateway
 
+HOUR = 3600
+
 
 @pytest.fixture
-def short_lived(tmp_path: Path) -> Iterator[Gateway]:
-    gw = start_gateway(tmp_path, output_retention_s=1, upload_retention_s=1, sweep_interval_s=0.2)
-    yield gw
-    gw.close()
+def gw(tmp_path: Path) -> Iterator[Gateway]:
+    # A sweeper interval far beyond the test: only the test's own sweeps run.
+    gateway = start_gateway(
+        tmp_path, output_retention_s=24 * HOUR, upload_retention_s=HOUR, sweep_interval_s=HOUR
+    )
+    yield gateway
+    gateway.close()
 
 
-def test_expired_outputs_are_deleted_and_answer_410(short_lived: Gateway) -> None:
-    client = short_lived.user()
-    task = short_lived.wait(client, client.post("/api/v1/gpt_image/text_to_image", json=T2I_15).json()["id"])
+def test_expired_outputs_are_deleted_and_answer_410(gw: Gateway) -> None:
+    client = gw.user()
+    task = gw.wait(client, client.post("/api/v1/gpt_image/text_to_image", json=T2I_15).json()["id"])
     url = task["images"][0]["url"]
-    assert short_lived.client().get(url).status_code == 200
-    stored = list((short_lived.settings.data_dir / "files" / "outputs" / task["id"]).iterdir())
+    assert gw.client().get(url).status_code == 200
+    stored = list((gw.settings.data_dir / "files" / "outputs" / task["id"]).iterdir())
     assert stored, "the output was stored on disk"
 
-    deadline = time.monotonic() + 10
-    while any(path.exists() for path in stored) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not any(path.exists() for path in stored), "the sweeper deleted the expired output"
+    gw.clock.advance(23 * HOUR)
+    assert gw.sweep() == 0
+    assert all(path.exists() for path in stored), "kept within its retention"
+    assert gw.client().get(url).status_code == 200
 
-    gone = short_lived.client().get(url)
+    gw.clock.advance(HOUR + 1)
+    assert gw.sweep() == 1
+    assert not any(path.exists() for path in stored), "the sweeper deleted the expired output"
+    gone = gw.client().get(url)
     assert gone.status_code == 410
     assert gone.json()["error"]["code"] == "gone"
     after = client.get(f"/api/v1/tasks/{task['id']}").json()
@@ -40,16 +50,16 @@ def test_expired_outputs_are_deleted_and_answer_410(short_lived: Gateway) -> Non
     assert after["outputs_deleted"] is True
 
 
-def test_expired_uploads_are_deleted(short_lived: Gateway) -> None:
-    client = short_lived.user()
-
+def test_expired_uploads_are_deleted(gw: Gateway) -> None:
+    client = gw.user()
     data = base64.b64encode(png_bytes()).decode()
     upload = client.post("/api/v1/files", json={"source": {"type": "base64", "data": data}})
     assert upload.status_code == 200, upload.text
-    inputs = short_lived.settings.data_dir / "files" / "inputs"
+    inputs = gw.settings.data_dir / "files" / "inputs"
     assert any(inputs.iterdir())
-    deadline = time.monotonic() + 10
-    while any(inputs.iterdir()) and time.monotonic() < deadline:
-        time.sleep(0.1)
+    gw.clock.advance(HOUR - 60)
+    assert gw.sweep() == 0 and any(inputs.iterdir())
+    gw.clock.advance(61)
+    assert gw.sweep() == 1
     assert not any(inputs.iterdir()), "the expired upload's bytes are gone"
-    assert short_lived.client().get(upload.json()["url"]).status_code == 410
+    assert gw.client().get(upload.json()["url"]).status_code == 410

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import time
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pydantic
 import pytest
 
 from imagegate.billing.money import micro_to_cents, micro_to_usd, usd_to_micro
+from imagegate.clock import ManualClock
 from imagegate.errors import ValidationError
 from imagegate.limits import Decision, RateLimiter, Tier, default_tiers, tier_for
 
@@ -183,17 +184,29 @@ def test_tiers_refuse_impossible_limits(broken: dict[str, int]) -> None:
 
 # -- the limiter ---------------------------------------------------------------------------------
 def test_decision_headers() -> None:
-    reset = time.time() + 1.5
+    reset = 1_800_000_000.5
     allowed = Decision(allowed=True, limit=3, remaining=2, reset_at=reset)
     assert allowed.headers() == {
         "X-RateLimit-Limit": "3",
         "X-RateLimit-Remaining": "2",
-        "X-RateLimit-Reset": str(int(reset) + 1),
+        "X-RateLimit-Reset": "1800000001",
     }
-    refused = Decision(allowed=False, limit=3, remaining=0, reset_at=reset)
+    refused = Decision(allowed=False, limit=3, remaining=0, reset_at=reset, retry_after_s=2)
     assert refused.headers()["Retry-After"] == "2"
-    stale = Decision(allowed=False, limit=3, remaining=0, reset_at=time.time() - 10)
-    assert stale.retry_after_s == 1
+
+
+async def test_windows_follow_the_clock() -> None:
+    tier = Tier(
+        name="t", creates_per_minute=1, reads_per_minute=1, max_concurrent=1, paid_spend_threshold_micro=0
+    )
+    clock = ManualClock(datetime(2026, 11, 25, 12, 0, 10, tzinfo=UTC))
+    limiter = RateLimiter("memory://", window_s=60, clock=clock)
+    assert (await limiter.hit_create("k", tier)).allowed
+    refused = await limiter.hit_create("k", tier)
+    assert not refused.allowed
+    assert 49 <= refused.retry_after_s <= 50  # the minute's window ends 50 s after 12:00:10
+    clock.advance(refused.retry_after_s)
+    assert (await limiter.hit_create("k", tier)).allowed
 
 
 async def test_limiter_counts_per_key_and_scope() -> None:

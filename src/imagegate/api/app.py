@@ -71,14 +71,14 @@ class GatewayServer(uvicorn.Server):
     def __init__(self, config: uvicorn.Config) -> None:
         config.timeout_graceful_shutdown = config.timeout_graceful_shutdown or STOP_GRACE_S
         super().__init__(config)
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
 
     async def serve(self, sockets: Any = None) -> None:
-        self._loop = asyncio.get_running_loop()
+        self.loop = asyncio.get_running_loop()
         await super().serve(sockets)
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         super().handle_exit(sig, frame)
         gw = getattr(getattr(self.config.app, "state", None), "gateway", None)  # set by the lifespan
-        if gw is not None and self._loop is not None:
-            self._loop.call_soon_threadsafe(gw.notifier.close)
+        if gw is not None and self.loop is not None:
+            self.loop.call_soon_threadsafe(gw.notifier.close)

@@ -1,19 +1,20 @@
-"""Per-key request rates on the ``limits`` library (moving window).
+"""Per-key request rates: fixed windows on the gateway's clock, counters in ``limits`` storage.
 
-Storage comes from a URL (``memory://`` by default), so a Redis URL makes the
-limits shared across replicas without code changes.
+The window a request falls in is computed from the gateway clock (so tests move to the next
+window by advancing it, and every replica agrees on the boundaries), while the counting is
+``limits``' atomic ``incr`` with expiry: ``memory://`` in one process, a Redis URL to share
+the counters across replicas without code changes.
 """
 
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass
 
-from limits import RateLimitItemPerSecond
-from limits.aio.strategies import MovingWindowRateLimiter
+from limits.aio.storage import Storage
 from limits.storage import storage_from_string
 
+from imagegate.clock import SYSTEM_CLOCK, Clock
 from imagegate.limits.tiers import Tier
 
 
@@ -22,7 +23,8 @@ class Decision:
     allowed: bool
     limit: int
     remaining: int
-    reset_at: float  # unix seconds when a slot frees up
+    reset_at: float  # unix seconds when the window ends
+    retry_after_s: int = 1  # whole seconds until then, at least 1
 
     def headers(self) -> dict[str, str]:
         headers = {
@@ -34,25 +36,29 @@ class Decision:
             headers["Retry-After"] = str(self.retry_after_s)
         return headers
 
-    @property
-    def retry_after_s(self) -> int:
-        return max(1, math.ceil(self.reset_at - time.time()))
-
 
 class RateLimiter:
-    def __init__(self, storage_url: str = "memory://", window_s: int = 60) -> None:
+    def __init__(self, storage_url: str = "memory://", window_s: int = 60, clock: Clock = SYSTEM_CLOCK) -> None:
         self.window_s = window_s
+        self.clock = clock
         if "://" in storage_url and not storage_url.startswith("async+"):
             storage_url = "async+" + storage_url
-        self._limiter = MovingWindowRateLimiter(storage_from_string(storage_url))
+        storage = storage_from_string(storage_url)
+        assert isinstance(storage, Storage)
+        self._storage = storage
 
-    async def _hit(self, scope: str, key_id: str, per_minute: int) -> Decision:
+    async def _hit(self, scope: str, key_id: str, per_window: int) -> Decision:
         # The tiers speak per minute; the window is a setting so tests need not wait a minute.
-        item = RateLimitItemPerSecond(per_minute, self.window_s)
-        allowed = await self._limiter.hit(item, scope, key_id)
-        stats = await self._limiter.get_window_stats(item, scope, key_id)
+        now = self.clock.timestamp()
+        window = int(now // self.window_s)
+        reset_at = float((window + 1) * self.window_s)
+        count = await self._storage.incr(f"imagegate/{scope}/{key_id}/{window}", self.window_s + 1)
         return Decision(
-            allowed=allowed, limit=per_minute, remaining=max(0, stats.remaining), reset_at=stats.reset_time
+            allowed=count <= per_window,
+            limit=per_window,
+            remaining=max(0, per_window - count),
+            reset_at=reset_at,
+            retry_after_s=max(1, math.ceil(reset_at - now)),
         )
 
     async def hit_create(self, key_id: str, tier: Tier) -> Decision:
@@ -60,3 +66,6 @@ class RateLimiter:
 
     async def hit_read(self, key_id: str, tier: Tier) -> Decision:
         return await self._hit("read", key_id, tier.reads_per_minute)
+
+    async def aclose(self) -> None:
+        """Nothing to close for memory://; shared clients are closed by their owner."""
