@@ -31,7 +31,10 @@ async def _source_bytes(gw: Gateway, url: str) -> tuple[bytes, str | None]:
     """The bytes ``source.url`` names: this gateway's own output and file links are read from
     storage (never fetched over HTTP, which the loopback guard would refuse anyway), others
     fetched through the outbound guard."""
-    ref = await inputs.classify(gw, url, "source.url")
+    try:
+        ref = await inputs.classify(gw, url, "source.url")
+    except ValueError:  # urlsplit's (a bracket left open); the guard names it the same way
+        raise ValidationError("source.url: not a valid URL (broken IPv6 brackets?)", param="source.url") from None
     if isinstance(ref, inputs.Upload):  # a data: URL
         return ref.data, ref.content_type
     if ref["kind"] == "storage":
