@@ -155,21 +155,40 @@ def show_settings(
         out.print(table)
 
 
+Email = Annotated[str | None, typer.Option("--email", help="E-mail address ('' clears it).")]
+
+
 @accounts_app.command("create")
 def accounts_create(
-    name: str, as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False
+    name: str,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    email: Email = None,
 ) -> None:
     """Create an account."""
 
     async def work(session: AsyncSession) -> dict[str, Any]:
-        account = await store.create_account(session, name)
-        return {"id": account.id, "name": account.name}
+        account = await store.create_account(session, name, email)
+        return {"id": account.id, "name": account.name, "email": account.email}
 
     result = _with_session(Settings(), work)
     if as_json:
         _print_json(result)
     else:
         out.print(f"account {result['name']} created: {result['id']}", highlight=False)
+
+
+@accounts_app.command("update")
+def accounts_update(
+    account: Annotated[str, typer.Argument(help="Account name or id.")], email: Email
+) -> None:
+    """Change an account's e-mail address."""
+
+    async def work(session: AsyncSession) -> dict[str, Any]:
+        target = await store.get_account(session, account)
+        store.set_email(target, email)
+        return {"id": target.id, "name": target.name, "email": target.email}
+
+    _print_json(_with_session(Settings(), work))
 
 
 @accounts_app.command("list")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass
 
@@ -24,6 +25,7 @@ class Principal:
     key_prefix: str
     tier_pinned: str | None = None
     paid_spend_micro: int = 0  # what decides the tier when none is pinned
+    account_email: str | None = None
 
 
 @dataclass(frozen=True)
@@ -32,11 +34,27 @@ class IssuedKey:
     record: ApiKey
 
 
-async def create_account(session: AsyncSession, name: str) -> Account:
+# One @, no spaces, a dot in the domain: enough to catch typos; deliverability is not ours to judge.
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def check_email(email: str | None) -> str | None:
+    """``email`` trimmed, or None for none; a 400 when it cannot be an address."""
+    if email is None:
+        return None
+    email = email.strip()
+    if not email:
+        return None
+    if len(email) > 320 or not _EMAIL.match(email):
+        raise ValidationError(f"email {email!r} is not an e-mail address", param="email")
+    return email
+
+
+async def create_account(session: AsyncSession, name: str, email: str | None = None) -> Account:
     name = name.strip()
     if not name or len(name) > 200:
         raise ValidationError("name must be 1-200 characters", param="name")
-    account = Account(id=str(uuid.uuid4()), name=name, created_at=utcnow())
+    account = Account(id=str(uuid.uuid4()), name=name, email=check_email(email), created_at=utcnow())
     session.add(account)
     try:
         await session.flush()
@@ -55,6 +73,11 @@ async def get_account(session: AsyncSession, ref: str) -> Account:
     if account is None:
         raise NotFoundError(f"No account {ref!r}.", param="account")
     return account
+
+
+def set_email(account: Account, email: str | None) -> None:
+    """Set (or, with None or "", clear) an account's e-mail address."""
+    account.email = check_email(email)
 
 
 async def list_accounts(session: AsyncSession) -> list[Account]:
@@ -112,6 +135,7 @@ async def authenticate(session: AsyncSession, key: str) -> Principal | None:
         paid_spend_micro=int(spent or 0),
         account_id=account.id,
         account_name=account.name,
+        account_email=account.email,
         key_id=record.id,
         key_prefix=record.prefix,
     )

@@ -12,6 +12,7 @@ from imagegate.api.deps import GatewayDep, json_body
 from imagegate.api.models import (
     AccountList,
     AccountRequest,
+    AccountUpdate,
     AccountView,
     Credits,
     Grant,
@@ -51,7 +52,9 @@ router = APIRouter(
 
 
 def account_view(account: Account) -> AccountView:
-    return AccountView(id=account.id, name=account.name, created_at=iso(account.created_at))
+    return AccountView(
+        id=account.id, name=account.name, email=account.email, created_at=iso(account.created_at)
+    )
 
 
 def key_view(key: ApiKey) -> KeyView:
@@ -79,8 +82,26 @@ async def create_account(gw: GatewayDep, body: Body) -> AccountView:
     if not isinstance(name, str):
         raise ValidationError("name is required", param="name")
     async with gw.db.transaction() as session:
-        account = await store.create_account(session, name)
+        account = await store.create_account(session, name, _email(body))
     return account_view(account)
+
+
+def _email(body: dict[str, Any]) -> str | None:
+    email = body.get("email")
+    if email is not None and not isinstance(email, str):
+        raise ValidationError("email must be a string or null", param="email")
+    return email
+
+
+@router.patch("/accounts/{account}", openapi_extra=request_body(AccountUpdate))
+async def update_account(account: str, gw: GatewayDep, body: Body) -> AccountView:
+    """Change what is set in the body: ``{"email": "a@b.example"}`` (null clears it)."""
+    if "email" not in body:
+        raise ValidationError("Nothing to update: send email (a string, or null to clear it).")
+    async with gw.db.transaction() as session:
+        target = await store.get_account(session, account)
+        store.set_email(target, _email(body))
+    return account_view(target)
 
 
 @router.get("/accounts")

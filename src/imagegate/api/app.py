@@ -12,7 +12,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from imagegate import __version__
-from imagegate.api import admin, billing, catalog, errors, files, openai, runapi
+from imagegate.api import admin, billing, catalog, errors, file_uploads, files, openai, runapi, stored_files
 from imagegate.api.models import Health
 from imagegate.api.openapi import install as install_openapi
 from imagegate.clock import SYSTEM_CLOCK, Clock
@@ -52,6 +52,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock = SYSTEM_CLOCK)
 
     app.include_router(catalog.router)
     app.include_router(files.router)
+    app.include_router(file_uploads.router)
+    app.include_router(stored_files.router)
     app.include_router(openai.router)
     app.include_router(admin.router)
     app.include_router(billing.router)

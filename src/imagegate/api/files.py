@@ -15,7 +15,9 @@ from imagegate.api import uploads
 from imagegate.api.deps import BaseUrlDep, GatewayDep, PrincipalDep, json_body
 from imagegate.api.models import FILES_BODY, FileObject, error_responses
 from imagegate.api.views import iso
+from imagegate.db.models import StoredFile
 from imagegate.errors import GoneError, NotFoundError, ValidationError
+from imagegate.gateway import Gateway
 from imagegate.storage import StorageNotFound, guard
 from imagegate.storage.local import valid_key
 from imagegate.tasks import inputs
@@ -23,6 +25,25 @@ from imagegate.tasks.inputs import data_url_type, decode_data_url
 
 router = APIRouter(tags=["files"])
 DOWNLOAD_TYPES = ("image/png", "image/jpeg", "image/webp", "image/gif", "application/octet-stream")
+
+
+async def _source_bytes(gw: Gateway, url: str) -> tuple[bytes, str | None]:
+    """The bytes ``source.url`` names: this gateway's own output and file links are read from
+    storage (never fetched over HTTP, which the loopback guard would refuse anyway), others
+    fetched through the outbound guard."""
+    try:
+        ref = await inputs.classify(gw, url, "source.url")
+    except ValueError:  # urlsplit's (a bracket left open); the guard names it the same way
+        raise ValidationError("source.url: not a valid URL (broken IPv6 brackets?)", param="source.url") from None
+    if isinstance(ref, inputs.Upload):  # a data: URL
+        return ref.data, ref.content_type
+    if ref["kind"] == "storage":
+        try:
+            return await gw.storage.get(ref["key"]), None
+        except StorageNotFound:
+            raise GoneError("source.url: this file is no longer stored.", param="source.url") from None
+    fetched = await guard.get(url, gw.fetch_policy, param="source.url")
+    return fetched.content, fetched.content_type
 
 
 async def _from_json(request: Request, gw: GatewayDep) -> tuple[bytes, str | None, str | None]:
@@ -37,8 +58,7 @@ async def _from_json(request: Request, gw: GatewayDep) -> tuple[bytes, str | Non
         url = source.get("url")
         if not isinstance(url, str) or not url:
             raise ValidationError("source.url is required", param="source.url")
-        fetched = await guard.get(url, gw.fetch_policy, param="source.url")
-        data, declared = fetched.content, fetched.content_type
+        data, declared = await _source_bytes(gw, url)
     elif kind == "base64":
         raw = source.get("data")
         if not isinstance(raw, str) or not raw:
@@ -72,10 +92,18 @@ async def create_file(request: Request, gw: GatewayDep, who: PrincipalDep, base:
     upload = await inputs.check_upload(gw, data, "file", file_name, declared=declared)
     ttl = timedelta(seconds=gw.settings.upload_retention_s)
     (record,) = await inputs.hold(gw, who.account_id, [upload], task_id=None, ttl=ttl)
+    return file_view(gw, base, record)
+
+
+def file_link(gw: Gateway, base: str, record: StoredFile) -> str:
+    return base + gw.signer.path(record.key, int(record.expires_at.timestamp()))
+
+
+def file_view(gw: Gateway, base: str, record: StoredFile) -> FileObject:
     return FileObject(
         id=record.id,
         file_name=record.file_name,
-        url=base + gw.signer.path(record.key, int(record.expires_at.timestamp())),
+        url=file_link(gw, base, record),
         size_bytes=record.size_bytes,
         mime_type=record.mime_type,
         created_at=iso(record.created_at),

@@ -174,6 +174,17 @@ FILES_BODY: dict[str, Any] = {
 }
 
 
+class PrepareUploadRequest(BaseModel):
+    filename: str
+    byte_size: int = Field(ge=1)
+    checksum: str = Field(description="Base64 of the bytes' MD5 digest.")
+    content_type: str | None = None
+
+
+class SignedIdRequest(BaseModel):
+    signed_id: str
+
+
 class PriceQuoteRequest(_Open):
     service: str
     action: Literal["text_to_image", "edit_image"]
@@ -183,6 +194,11 @@ class PriceQuoteRequest(_Open):
 
 class AccountRequest(BaseModel):
     name: str
+    email: str | None = None
+
+
+class AccountUpdate(BaseModel):
+    email: str | None = Field(description="An e-mail address, or null to clear it.")
 
 
 class KeyRequest(BaseModel):
@@ -236,6 +252,17 @@ class TaskBilling(BaseModel):
     list_price_micro: int
 
 
+class TaskUsage(_Open):
+    """What a completed task cost and made, in the shape RunAPI's SDKs read (``TaskUsage``)."""
+
+    cost: float = Field(description="USD charged, for display: cost_micro / 1,000,000.")
+    cost_micro: int = Field(description="The same charge in micro-dollars; the exact figure.")
+    generated_images: int
+    input_text_tokens: int | None = None
+    input_image_tokens: int | None = None
+    output_image_tokens: int | None = None
+
+
 class TaskView(BaseModel):
     id: str
     object: Literal["task"] = "task"
@@ -256,6 +283,7 @@ class TaskView(BaseModel):
     outputs_expire_at: str | None
     outputs_deleted: bool
     billing: TaskBilling
+    usage: TaskUsage | None = Field(None, description="Set once the task has completed.")
 
 
 class TaskCreated(BaseModel):
@@ -295,6 +323,7 @@ class TierView(BaseModel):
 class Me(BaseModel):
     id: str
     name: str
+    email: str | None = Field(description="The account's e-mail address, if one is set.")
     account: AccountRef
     api_key: KeyRef
     tier: TierView
@@ -362,6 +391,40 @@ class FileObject(BaseModel):
     expires_at: str | None
 
 
+class PreparedUpload(BaseModel):
+    signed_id: str
+    upload_url: str = Field(description="PUT the bytes here with exactly `headers` and no API key.")
+    headers: dict[str, str]
+
+
+class StoredFileView(BaseModel):
+    """OpenAI's File object, as RunAPI's ``/v1/files`` serves it (times in unix seconds)."""
+
+    id: str
+    object: Literal["file"] = "file"
+    bytes: int
+    created_at: int
+    expires_at: int | None
+    filename: str
+    purpose: str
+    mime_type: str
+    url: str = Field(description="A signed link to the bytes, valid until expires_at.")
+
+
+class StoredFileList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[StoredFileView]
+    first_id: str | None
+    last_id: str | None
+    has_more: bool
+
+
+class DeletedFile(BaseModel):
+    id: str
+    object: Literal["file"] = "file"
+    deleted: bool
+
+
 class ImageData(BaseModel):
     url: str | None = None
     b64_json: str | None = None
@@ -396,6 +459,7 @@ class AccountView(BaseModel):
     id: str
     object: Literal["account"] = "account"
     name: str
+    email: str | None
     created_at: str | None
 
 

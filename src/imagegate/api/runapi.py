@@ -31,7 +31,7 @@ from imagegate.api.models import (
     error_responses,
     request_body,
 )
-from imagegate.api.views import billing_view, model_response, task_headers, task_view
+from imagegate.api.views import as_runapi, billing_view, model_response, task_headers, task_view
 from imagegate.catalog import ActionName
 from imagegate.catalog.contract import validate
 from imagegate.db.models import Task
@@ -103,7 +103,7 @@ async def _create(
     )
     if result.replayed:  # present only on a replay, as clients have always seen it
         answer.task_replayed = True
-    return _answer(request, gw, task, base, answer, exclude_unset=True)
+    return _answer(request, gw, task, base, as_runapi(answer), exclude_unset=True)
 
 
 @router.post(
@@ -179,7 +179,8 @@ async def _read(
     ):
         where = "/".join(part for part in (service_slug, action) if part)
         raise NotFoundError(f"No task {task_id!r} under {where}.", param="id")
-    return _answer(request, gw, task, base, task_view(gw, task, base))
+    view = task_view(gw, task, base)
+    return _answer(request, gw, task, base, view if service_slug is None else as_runapi(view))
 
 
 @router.get("/tasks", response_model=TaskList)
@@ -226,6 +227,7 @@ async def me(gw: GatewayDep, who: PrincipalDep) -> Me:
     return Me(
         id=who.account_id,
         name=who.account_name,
+        email=who.account_email,
         account=AccountRef(id=who.account_id, name=who.account_name),
         api_key=KeyRef(id=who.key_id, prefix=who.key_prefix),
         tier=TierView(

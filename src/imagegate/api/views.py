@@ -3,15 +3,30 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TypeVar
 
 from fastapi.responses import Response
 from pydantic import BaseModel
 
-from imagegate.api.models import Refund, Reservation, Settlement, TaskBilling, TaskImage, TaskView
-from imagegate.billing.money import micro_to_cents
+from imagegate.api.models import (
+    Refund,
+    Reservation,
+    Settlement,
+    TaskBilling,
+    TaskCreated,
+    TaskImage,
+    TaskUsage,
+    TaskView,
+)
+from imagegate.billing.money import MICRO_PER_USD, micro_to_cents
 from imagegate.catalog.lifecycle import deprecation_headers
 from imagegate.db.models import Task
 from imagegate.gateway import Gateway
+from imagegate.tasks.status import TaskStatus
+
+_V = TypeVar("_V", TaskView, TaskCreated)
+CANCELED_CODE = "canceled"  # error_code a canceled task carries on RunAPI's service routes
+CANCELED_MESSAGE = "The task was canceled."
 
 
 def iso(value: datetime | None) -> str | None:
@@ -52,7 +67,38 @@ def task_view(gw: Gateway, task: Task, base_url: str) -> TaskView:
         outputs_expire_at=iso(task.outputs_expire_at),
         outputs_deleted=task.outputs_deleted_at is not None,
         billing=billing_view(task),
+        usage=usage_view(task),
     )
+
+
+def usage_view(task: Task) -> TaskUsage | None:
+    """RunAPI's ``usage`` of a completed task: what it was charged and how many images it made."""
+    if task.status != TaskStatus.COMPLETED:
+        return None
+    charged = task.charge_micro if task.hold_state == "captured" else 0
+    tokens = task.usage or {}
+    return TaskUsage(
+        cost=charged / MICRO_PER_USD,
+        cost_micro=charged,
+        generated_images=len(task.images),
+        input_text_tokens=tokens.get("input_text_tokens"),
+        input_image_tokens=tokens.get("input_image_tokens"),
+        output_image_tokens=tokens.get("output_image_tokens"),
+    )
+
+
+def as_runapi(view: _V) -> _V:
+    """A task as RunAPI's service-scoped routes show it: their clients know only pending,
+    processing, completed and failed (the Python SDK raises on any other status and the JS SDK
+    polls until its timeout), so a canceled task reads as failed with error_code ``canceled``.
+    imagegate's own ``/api/v1/tasks`` routes keep ``canceled``."""
+    if view.status != TaskStatus.CANCELED:
+        return view
+    if isinstance(view, TaskView):
+        return view.model_copy(
+            update={"status": TaskStatus.FAILED.value, "error": CANCELED_MESSAGE, "error_code": CANCELED_CODE}
+        )
+    return view.model_copy(update={"status": TaskStatus.FAILED.value})
 
 
 def billing_view(task: Task) -> TaskBilling:

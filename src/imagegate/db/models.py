@@ -56,6 +56,7 @@ class Account(Base):
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
+    email: Mapped[str | None] = mapped_column(String(320))  # optional contact; RunAPI's /me carries it
     tier_pinned: Mapped[str | None] = mapped_column(String(64))  # None: by paid spend
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 

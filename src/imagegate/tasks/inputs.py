@@ -94,6 +94,7 @@ async def hold(
     *,
     task_id: str | None,
     ttl: timedelta,
+    ids: Sequence[str] | None = None,
 ) -> list[StoredFile]:
     """Keep input bytes in storage, recorded so they are deleted on time.
 
@@ -104,9 +105,10 @@ async def hold(
     if not uploads:
         return []
     now = gw.now()
+    ids = ids or [str(uuid.uuid4()) for _ in uploads]  # a given id makes a second hold of it fail
     records = [
         StoredFile(
-            id=str(uuid.uuid4()),
+            id=file_id,
             account_id=account_id,
             task_id=task_id,
             key=_new_key(upload),
@@ -116,7 +118,7 @@ async def hold(
             created_at=now,
             expires_at=now + ttl,
         )
-        for upload in uploads
+        for upload, file_id in zip(uploads, ids, strict=True)
     ]
     async with gw.db.transaction() as session:
         session.add_all(records)
