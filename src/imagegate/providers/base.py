@@ -102,6 +102,8 @@ class ProviderError(Exception):
 @runtime_checkable
 class Provider(Protocol):
     name: str
+    label: str  # who renders, in a few words, for the banner and the docs
+    placeholder: bool  # True: the pictures are not the catalog model's (offline, fake)
 
     def run(self, request: ImageRequest) -> AsyncIterator[ProviderEvent]:
         """Yield progress, partial images, then exactly ``request.n`` FinalImage events."""
