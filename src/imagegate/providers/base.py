@@ -50,6 +50,7 @@ class ImageRequest:
     mask: SourceImage | None = None
     partial_images: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+    service: str = ""  # the catalog line's RunAPI service slug, e.g. "gpt_image_2"
 
 
 @dataclass(frozen=True)

@@ -49,6 +49,7 @@ def _request(task: Task, sources: list[Any], mask: Any, upstream_model: str) -> 
         mask=mask,
         partial_images=int(render["partial_images"]),
         extra=dict(render["params"]),
+        service=task.service,
     )
 
 
