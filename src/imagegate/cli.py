@@ -24,6 +24,7 @@ from imagegate.db.migrate import upgrade
 from imagegate.db.models import utcnow
 from imagegate.db.session import Database
 from imagegate.errors import GatewayError
+from imagegate.gateway import describe_routes
 from imagegate.settings import Settings, settings_table
 
 app = typer.Typer(help="Self-hostable image-generation API gateway.", no_args_is_help=True)
@@ -111,6 +112,11 @@ def serve(
         k: v for k, v in {"host": host, "port": port, "workers": workers}.items() if v is not None
     }
     settings = Settings(**overrides)
+    try:
+        routes = asyncio.run(describe_routes(settings))
+    except ValueError as exc:  # a provider or route that cannot work: say so before binding
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
     demo_key = _with_session(settings, _ensure_demo(settings)) if settings.demo_account else None
     family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -122,6 +128,8 @@ def serve(
     base = settings.public_url or f"http://{shown_host}:{bound_port}"
     if demo_key:
         out.print(_banner(base, demo_key), highlight=False, soft_wrap=True)
+    for line in routes:
+        out.print(line, highlight=False, soft_wrap=True)
     out.print(f"imagegate listening on {base} (data in {settings.data_dir.resolve()})", highlight=False)
     sys.stdout.flush()
     config = uvicorn.Config(create_app(settings), log_level=settings.log_level, access_log=False)

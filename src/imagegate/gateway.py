@@ -18,6 +18,39 @@ from imagegate.storage.signing import load_or_create_secret
 from imagegate.tasks.notify import Notifier
 
 
+def route_of(model: ModelSpec, default: str) -> list[str]:
+    return list(model.route) or [model.provider or default]
+
+
+def build_providers(settings: Settings, catalog: Catalog, clock: Clock = SYSTEM_CLOCK) -> Providers:
+    """The configured providers; a route naming an unknown one stops the start."""
+    providers = Providers(
+        settings.providers,
+        default=settings.default_provider,
+        breaker_failures=settings.breaker_failures,
+        breaker_reset_s=settings.breaker_reset_s,
+        now=clock.timestamp,
+    )
+    for model in catalog.models.values():
+        providers.check_names(route_of(model, providers.default))
+    return providers
+
+
+async def describe_routes(settings: Settings) -> list[str]:
+    """One line per catalog model: which provider serves it (and its fallbacks), said plainly."""
+    catalog = load_catalog(settings.catalog_file)
+    providers = build_providers(settings, catalog)
+    try:
+        lines = []
+        for model in catalog.models.values():
+            route = route_of(model, providers.default)
+            served = ", then ".join(f"{name} ({providers.get(name).label})" for name in route)
+            lines.append(f"{model.id} served by {served}")
+        return lines
+    finally:
+        await providers.aclose()
+
+
 @dataclass
 class Gateway:
     settings: Settings
@@ -34,13 +67,15 @@ class Gateway:
     async def open(cls, settings: Settings, clock: Clock = SYSTEM_CLOCK) -> Gateway:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         await upgrade_async(settings.resolved_database_url)
+        catalog = load_catalog(settings.catalog_file)
         return cls(
             settings=settings,
             db=Database(settings.resolved_database_url),
-            catalog=load_catalog(settings.catalog_file),
+            catalog=catalog,
             storage=open_storage(settings.resolved_storage_url),
             signer=UrlSigner(load_or_create_secret(settings.data_dir / "signing.key")),
             limiter=RateLimiter(settings.rate_limit_storage_url, settings.rate_window_s, clock),
+            providers=build_providers(settings, catalog, clock),
             clock=clock,
         )
 
@@ -61,7 +96,12 @@ class Gateway:
         return tier_for(self.settings.tiers, who.paid_spend_micro, who.tier_pinned)
 
     def provider_name(self, model: ModelSpec) -> str:
-        return model.provider or self.settings.default_provider
+        """The provider a new task of this model goes to first."""
+        return self.route(model)[0]
+
+    def route(self, model: ModelSpec) -> list[str]:
+        """Providers to try in order: the catalog's ``route``, else the model's provider."""
+        return route_of(model, self.providers.default)
 
     def now(self) -> datetime:
         return self.clock.now()

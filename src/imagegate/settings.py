@@ -24,6 +24,7 @@ from pydantic_settings import (
 )
 
 from imagegate.limits.tiers import Tier, default_tiers
+from imagegate.providers.config import ProviderConfig
 from imagegate.storage.urls import parse_allow_entry
 
 MiB = 1024 * 1024
@@ -53,8 +54,22 @@ class Settings(BaseSettings):
     catalog_file: Path | None = Field(
         None, description="TOML file that overrides prices and lifecycle or adds models to the catalog."
     )
-    default_provider: str = Field(
-        "offline", description="Provider that serves catalog models that name none: offline or fake."
+    default_provider: str | None = Field(
+        None,
+        description="Provider that serves catalog models that name none; default: openai when "
+        "OPENAI_API_KEY is set, else offline.",
+    )
+    providers: list[ProviderConfig] = Field(
+        default_factory=list,
+        description="Upstream providers as JSON (or [[providers]] tables in the TOML file): name, kind "
+        "(openai, runapi, offline, fake), api_key_env (the NAME of the variable holding the key), "
+        "base_url, timeout_s, max_concurrent, max_retries, retry_base_s, retry_cap_s, poll_interval_s.",
+    )
+    breaker_failures: int = Field(
+        5, ge=1, description="Consecutive retryable failures after which a provider is skipped."
+    )
+    breaker_reset_s: float = Field(
+        30.0, gt=0, description="How long a skipped provider rests before one trial call is let through."
     )
     openai_default_model: str = Field(
         "gpt-image-2", description="Model the OpenAI-compatible routes use when a request names none."

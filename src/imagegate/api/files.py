@@ -34,7 +34,9 @@ async def _source_bytes(gw: Gateway, url: str) -> tuple[bytes, str | None]:
     try:
         ref = await inputs.classify(gw, url, "source.url")
     except ValueError:  # urlsplit's (a bracket left open); the guard names it the same way
-        raise ValidationError("source.url: not a valid URL (broken IPv6 brackets?)", param="source.url") from None
+        raise ValidationError(
+            "source.url: not a valid URL (broken IPv6 brackets?)", param="source.url"
+        ) from None
     if isinstance(ref, inputs.Upload):  # a data: URL
         return ref.data, ref.content_type
     if ref["kind"] == "storage":

@@ -154,6 +154,7 @@ class ModelSpec(_Strict):
     version: str
     upstream_model: str
     provider: str | None = None  # None: the deployment's default provider
+    route: list[str] = Field(default_factory=list)  # providers to try in order; empty: [provider]
     aliases: list[str] = Field(default_factory=list)
     actions: list[ActionName]
     commercial_use: bool = True

@@ -50,6 +50,7 @@ class ImageRequest:
     mask: SourceImage | None = None
     partial_images: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+    service: str = ""  # the catalog line's RunAPI service slug, e.g. "gpt_image_2"
 
 
 @dataclass(frozen=True)
@@ -102,6 +103,8 @@ class ProviderError(Exception):
 @runtime_checkable
 class Provider(Protocol):
     name: str
+    label: str  # who renders, in a few words, for the banner and the docs
+    placeholder: bool  # True: the pictures are not the catalog model's (offline, fake)
 
     def run(self, request: ImageRequest) -> AsyncIterator[ProviderEvent]:
         """Yield progress, partial images, then exactly ``request.n`` FinalImage events."""

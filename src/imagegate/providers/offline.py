@@ -40,6 +40,8 @@ from imagegate.providers.base import (
     SourceImage,
     Usage,
 )
+from imagegate.providers.config import ProviderConfig
+from imagegate.providers.registry import register_kind
 
 # Chosen by bench/offline_render.py. On these flat-shape pictures zlib levels 1-3 and 4-9 form two
 # plateaus: level 4 (where lazy matching starts) costs ~3 ms more than level 1 at 1024x1024 but
@@ -212,6 +214,8 @@ class OfflineProvider:
     """Draws the request locally. CPU work runs in worker threads, one step at a time."""
 
     name = "offline"
+    label = "offline renderer: placeholder pictures drawn locally"
+    placeholder = True
 
     def __init__(self, *, png_compress_level: int = PNG_COMPRESS_LEVEL) -> None:
         self.png_compress_level = png_compress_level
@@ -263,3 +267,8 @@ class OfflineProvider:
 
     async def aclose(self) -> None:
         return None
+
+
+@register_kind("offline")
+def _from_config(config: ProviderConfig) -> OfflineProvider:
+    return OfflineProvider()

@@ -24,7 +24,9 @@ import re
 from collections.abc import AsyncIterator
 
 from imagegate.providers.base import ImageRequest, Progress, ProviderError, ProviderEvent
+from imagegate.providers.config import ProviderConfig
 from imagegate.providers.offline import OfflineProvider
+from imagegate.providers.registry import register_kind
 
 _MARKER = re.compile(r"\[(fail)(?::([A-Za-z0-9_.-]+))?\]|\[(stall|slow):(\d+(?:\.\d*)?|\.\d+)\]")
 SLOW_TICK = 0.1  # seconds between Progress events under [slow:...]
@@ -58,6 +60,8 @@ class FakeProvider:
     """Offline pictures plus scripted failures and delays. ``requests`` records every call."""
 
     name = "fake"
+    label = "fake test provider: offline pictures, failures on prompt markers"
+    placeholder = True
 
     def __init__(self, delegate: OfflineProvider | None = None) -> None:
         self._delegate = delegate or OfflineProvider()
@@ -88,3 +92,8 @@ class FakeProvider:
 
     async def aclose(self) -> None:
         await self._delegate.aclose()
+
+
+@register_kind("fake")
+def _from_config(config: ProviderConfig) -> FakeProvider:
+    return FakeProvider()

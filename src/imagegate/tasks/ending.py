@@ -32,10 +32,11 @@ class Outcome:
     error: str | None = None
     images: list[dict[str, Any]] = field(default_factory=list)  # stored outputs (completed only)
     usage: dict[str, Any] | None = None
+    provider: str | None = None  # the provider that produced it (or failed last), when one was called
 
     @classmethod
-    def failed(cls, code: str, message: str) -> Outcome:
-        return cls(TaskStatus.FAILED, error_code=code, error=message)
+    def failed(cls, code: str, message: str, *, provider: str | None = None) -> Outcome:
+        return cls(TaskStatus.FAILED, error_code=code, error=message, provider=provider)
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,8 @@ async def end_task(gw: Gateway, task_id: str, outcome: Outcome, fence: Fence = A
         "error": outcome.error,
         "error_code": outcome.error_code,
     }
+    if outcome.provider is not None:
+        values["provider"] = outcome.provider
     if outcome.status is TaskStatus.COMPLETED:
         values.update(
             images=outcome.images,

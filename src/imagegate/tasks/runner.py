@@ -20,14 +20,9 @@ from imagegate.catalog import ActionName
 from imagegate.db.models import Task
 from imagegate.errors import GatewayError
 from imagegate.gateway import Gateway
-from imagegate.providers.base import (
-    Action,
-    FinalImage,
-    GeneratedImage,
-    ImageRequest,
-    ProviderError,
-    Usage,
-)
+from imagegate.providers import routing
+from imagegate.providers.base import Action, GeneratedImage, ImageRequest, ProviderError
+from imagegate.providers.routing import Routed
 from imagegate.storage.media import EXTENSIONS
 from imagegate.tasks import inputs, store
 from imagegate.tasks.ending import Fence, Outcome, delete_keys, end_task
@@ -36,11 +31,11 @@ from imagegate.tasks.status import TaskStatus
 log = logging.getLogger("imagegate.tasks")
 
 
-def _request(task: Task, sources: list[Any], mask: Any) -> ImageRequest:
+def _request(task: Task, sources: list[Any], mask: Any, upstream_model: str) -> ImageRequest:
     render = task.render
     return ImageRequest(
         task_id=task.id,
-        model=task.model_served,
+        model=upstream_model,
         action=Action.EDIT if task.action == ActionName.EDIT_IMAGE else Action.GENERATE,
         prompt=str(render["params"].get("prompt", "")),
         width=int(render["width"]),
@@ -54,26 +49,19 @@ def _request(task: Task, sources: list[Any], mask: Any) -> ImageRequest:
         mask=mask,
         partial_images=int(render["partial_images"]),
         extra=dict(render["params"]),
+        service=task.service,
     )
 
 
-async def _generate(gw: Gateway, task: Task) -> tuple[list[GeneratedImage], Usage | None]:
+async def _generate(gw: Gateway, task: Task) -> Routed:
     refs = [ref for ref in task.inputs if ref.get("role") != "mask"]
     mask_refs = [ref for ref in task.inputs if ref.get("role") == "mask"]
     sources = await inputs.load_all(gw, refs)
     mask = await inputs.load(gw, mask_refs[0], "mask") if mask_refs else None
-    request = _request(task, sources, mask)
-    provider = gw.providers.get(task.provider)
-    finals: dict[int, GeneratedImage] = {}
-    usage: Usage | None = None
-    async for event in provider.run(request):
-        if isinstance(event, FinalImage):
-            finals[event.index] = event.image
-        elif isinstance(event, Usage):
-            usage = event
-    if len(finals) != request.n:
-        raise ProviderError(f"provider returned {len(finals)} of {request.n} images", code="upstream_error")
-    return [finals[i] for i in sorted(finals)], usage
+    served = gw.catalog.find(task.model_served)
+    request = _request(task, sources, mask, served.upstream_model if served else task.model_served)
+    route = gw.route(served) if served else [task.provider]
+    return await routing.generate(gw.providers, route, request)
 
 
 async def _store_outputs(gw: Gateway, task: Task, images: list[GeneratedImage]) -> list[dict[str, Any]]:
@@ -181,20 +169,22 @@ async def _attempt(gw: Gateway, task: Task) -> Outcome | None:
     """What one provider call came to; None when it failed in a way worth another attempt."""
     try:
         async with asyncio.timeout(gw.settings.task_timeout_s):
-            images, usage = await _generate(gw, task)
+            routed = await _generate(gw, task)
     except TimeoutError:
         return Outcome.failed("timeout", f"the task ran past {gw.settings.task_timeout_s:g} s")
     except ProviderError as exc:
         if exc.retryable and task.attempts < gw.settings.max_attempts:
             return None
-        return Outcome.failed(exc.code, exc.message)
+        provider = exc.provider if isinstance(exc, routing.RouteFailed) else None
+        return Outcome.failed(exc.code, exc.message, provider=provider)
     except GatewayError as exc:
         return Outcome.failed(str(exc.code), exc.message)
     except Exception:
         log.exception("task %s failed with an unexpected error", task.id)
         return Outcome.failed("server", "internal error while generating")
-    stored = await _store_outputs(gw, task, images)
-    return Outcome(TaskStatus.COMPLETED, images=stored, usage=usage.__dict__ if usage else None)
+    stored = await _store_outputs(gw, task, routed.images)
+    usage = routed.usage.__dict__ if routed.usage else None
+    return Outcome(TaskStatus.COMPLETED, images=stored, usage=usage, provider=routed.provider)
 
 
 __all__ = ["run"]

@@ -1,0 +1,211 @@
+"""The ``openai`` kind: OpenAI's Images API (or any compatible upstream) through the official SDK.
+
+One ``AsyncOpenAI`` client per provider, so connections are reused across tasks. The SDK's own
+retries are off: :mod:`imagegate.providers.retry` decides, the same way for every provider.
+Output bytes are decoded from base64 once and handed on as they are (never re-encoded).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import logging
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+import openai
+
+from imagegate.providers.base import (
+    CONTENT_TYPES,
+    Action,
+    FinalImage,
+    GeneratedImage,
+    ImageRequest,
+    PartialImage,
+    Progress,
+    ProviderError,
+    ProviderEvent,
+    Usage,
+)
+from imagegate.providers.config import ProviderConfig
+from imagegate.providers.registry import register_kind
+from imagegate.providers.retry import is_retryable_status, parse_retry_after
+
+log = logging.getLogger("imagegate.providers")
+
+# OpenAI's codes for a prompt or image its safety system refused.
+_POLICY_CODES = frozenset({"moderation_blocked", "content_policy_violation", "content_filter"})
+# Task parameters passed through only when the task carries them, and only where OpenAI takes them.
+_GENERATE_EXTRAS = ("moderation",)
+_EDIT_EXTRAS = ("input_fidelity",)
+
+
+def _upstream_message(body: object, fallback: str) -> str:
+    if isinstance(body, Mapping) and isinstance(body.get("message"), str):
+        return str(body["message"])
+    return fallback
+
+
+def map_error(
+    exc: openai.OpenAIError, provider: str, key_env: str | None
+) -> tuple[ProviderError, float | None]:
+    """The one place OpenAI's errors become ours; also the wait the upstream asked for, if any."""
+    if isinstance(exc, openai.APITimeoutError):
+        return ProviderError("the upstream did not answer in time", code="timeout", retryable=True), None
+    if isinstance(exc, openai.APIConnectionError):
+        return ProviderError("could not reach the upstream", code="upstream_error", retryable=True), None
+    if not isinstance(exc, openai.APIError):
+        return ProviderError("the upstream answered something unreadable", retryable=True), None
+    code = getattr(exc, "code", None)
+    message = _upstream_message(exc.body, "the upstream failed")
+    if code in _POLICY_CODES:
+        return ProviderError(message, code="content_policy"), None
+    if not isinstance(exc, openai.APIStatusError):  # an error event inside a stream
+        return ProviderError(message, code="upstream_error", retryable=True), None
+    status = exc.status_code
+    if status in (401, 403):
+        # The upstream's own message may echo part of the key: it goes to neither log nor task.
+        log.error("provider %s: upstream refused the key in $%s (HTTP %d)", provider, key_env, status)
+        return ProviderError(
+            f"the upstream refused this gateway's credentials (HTTP {status})", code="upstream_auth"
+        ), None
+    if status == 429:
+        retry_after = parse_retry_after(exc.response.headers)
+        return ProviderError(message, code="rate_limit", retryable=True), retry_after
+    if is_retryable_status(status):
+        return ProviderError(message, code="upstream_error", retryable=True), parse_retry_after(
+            exc.response.headers
+        )
+    return ProviderError(message, code="validation"), None
+
+
+def _decode(b64: object) -> bytes:
+    if not isinstance(b64, str) or not b64:
+        raise ProviderError("the upstream answered without image data", retryable=True)
+    try:
+        return base64.b64decode(b64, validate=True)
+    except (binascii.Error, ValueError):
+        raise ProviderError("the upstream answered undecodable image data", retryable=True) from None
+
+
+def _usage(raw: Any) -> Usage | None:
+    if raw is None:
+        return None
+    inputs = getattr(raw, "input_tokens_details", None)
+    outputs = getattr(raw, "output_tokens_details", None)
+    return Usage(
+        input_text_tokens=int(getattr(inputs, "text_tokens", 0) or 0),
+        input_image_tokens=int(getattr(inputs, "image_tokens", 0) or 0),
+        output_image_tokens=int(getattr(outputs, "image_tokens", 0) or getattr(raw, "output_tokens", 0) or 0),
+    )
+
+
+class OpenAIProvider:
+    placeholder = False
+
+    def __init__(self, config: ProviderConfig) -> None:
+        key = config.api_key()
+        if not key:
+            raise ValueError(f"provider {config.name}: set the environment variable {config.api_key_env}")
+        self.name = config.name
+        self._key_env = config.api_key_env
+        self._policy = config.retry_policy()
+        # base_url None: the SDK reads OPENAI_BASE_URL, then uses api.openai.com.
+        self._client = openai.AsyncOpenAI(
+            api_key=key, base_url=config.base_url, timeout=config.timeout_s, max_retries=0
+        )
+        self.label = f"OpenAI Images API at {self._client.base_url}"
+
+    def _params(self, request: ImageRequest) -> dict[str, Any]:
+        params: dict[str, Any] = {
+            "model": request.model,
+            "prompt": request.prompt,
+            "size": f"{request.width}x{request.height}",
+            "quality": request.quality,
+            "background": request.background,
+            "output_format": request.output_format,
+            "n": request.n,
+        }
+        if request.output_format != "png":  # OpenAI takes a compression for jpeg and webp only
+            params["output_compression"] = request.output_compression
+        extras = _EDIT_EXTRAS if request.action is Action.EDIT else _GENERATE_EXTRAS
+        params.update({k: request.extra[k] for k in extras if request.extra.get(k) is not None})
+        if request.partial_images > 0:
+            params.update(stream=True, partial_images=request.partial_images)
+        if request.action is Action.EDIT:
+            params["image"] = [
+                (f"image-{i}.{s.content_type.rpartition('/')[2]}", s.data, s.content_type)
+                for i, s in enumerate(request.sources)
+            ]
+            if request.mask is not None:
+                params["mask"] = ("mask.png", request.mask.data, request.mask.content_type)
+        return params
+
+    def _image(self, request: ImageRequest, b64: object) -> GeneratedImage:
+        return GeneratedImage(
+            _decode(b64), CONTENT_TYPES[request.output_format], request.width, request.height
+        )
+
+    async def _call(self, request: ImageRequest) -> AsyncIterator[ProviderEvent]:
+        images = self._client.images
+        params = self._params(request)
+        call = images.edit if request.action is Action.EDIT else images.generate
+        if not params.get("stream"):
+            response = await call(**params)
+            data = response.data or []
+            if not isinstance(data, list) or len(data) != request.n:
+                raise ProviderError("the upstream answered without the images asked for", retryable=True)
+            for index, item in enumerate(data):
+                yield FinalImage(index, self._image(request, item.b64_json))
+            if (usage := _usage(response.usage)) is not None:
+                yield usage
+            return
+        done = 0
+        usage = Usage()
+        async for event in await call(**params):
+            kind = getattr(event, "type", "")
+            if kind.endswith(".partial_image"):
+                image = self._image(request, event.b64_json)
+                yield PartialImage(min(done, request.n - 1), int(event.partial_image_index), image)
+            elif kind.endswith(".completed"):
+                yield FinalImage(done, self._image(request, event.b64_json))
+                done += 1
+                part = _usage(getattr(event, "usage", None)) or Usage()
+                usage = Usage(
+                    *(a + b for a, b in zip(vars(usage).values(), vars(part).values(), strict=True))
+                )
+        yield usage
+
+    async def run(self, request: ImageRequest) -> AsyncIterator[ProviderEvent]:
+        yield Progress(0.0, f"sent to {self.name}")
+        retries = 0
+        while True:
+            try:
+                async for event in self._call(request):
+                    yield event
+                return
+            except openai.OpenAIError as exc:
+                error, retry_after = map_error(exc, self.name, self._key_env)
+            except ProviderError as exc:
+                error, retry_after = exc, None
+            except ValueError:  # a body that is not JSON, or JSON that is not the API's
+                error = ProviderError("the upstream answered something unreadable", retryable=True)
+                retry_after = None
+            if not error.retryable or not self._policy.should_retry(retries):
+                raise error
+            wait = self._policy.delay(retries, retry_after)
+            log.info("provider %s: %s, retrying in %.2f s", self.name, error.code, wait)
+            await asyncio.sleep(wait)
+            retries += 1
+
+    async def aclose(self) -> None:
+        await self._client.close()
+
+
+@register_kind("openai")
+def _from_config(config: ProviderConfig) -> OpenAIProvider:
+    return OpenAIProvider(config)
+
+
+__all__ = ["OpenAIProvider", "map_error"]
