@@ -19,7 +19,7 @@ from imagegate.api.models import (
     error_responses,
     request_body,
 )
-from imagegate.api.views import model_response
+from imagegate.api.views import if_none_match, model_response
 from imagegate.billing import free_calls, ledger, pricing, usage
 from imagegate.billing.money import micro_to_cents
 from imagegate.dates import parse_day
@@ -104,18 +104,10 @@ async def price_schedules(
         retired_models=gw.settings.retired_models,
     )
     tag = pricing.etag(entries)
-    if _matches(request.headers.get("if-none-match"), tag):
+    if if_none_match(request.headers.get("if-none-match"), tag):
         return Response(status_code=304, headers={"ETag": tag})
     body = PriceSchedules(as_of=gw.now().isoformat().replace("+00:00", "Z"), price_schedules=entries)
     return model_response(body, {"ETag": tag})
-
-
-def _matches(header: str | None, tag: str) -> bool:
-    """If-None-Match by weak comparison (RFC 9110 13.1.2): a list, W/ prefixes, or *."""
-    if header is None:
-        return False
-    candidates = [part.strip() for part in header.split(",")]
-    return "*" in candidates or any(c.removeprefix("W/") == tag for c in candidates)
 
 
 @router.post(

@@ -21,7 +21,7 @@ from imagegate.limits import Decision
 MAX_JSON_BYTES_EXTRA = 1024 * 1024  # room beyond one image for the rest of a JSON body
 
 
-def gateway(request: Request) -> Gateway:
+async def gateway(request: Request) -> Gateway:  # async: a sync dependency costs a thread-pool trip
     gw: Gateway = request.app.state.gateway
     return gw
 
@@ -29,7 +29,7 @@ def gateway(request: Request) -> Gateway:
 GatewayDep = Annotated[Gateway, Depends(gateway)]
 
 
-def base_url(request: Request) -> str:
+async def base_url(request: Request) -> str:
     gw: Gateway = request.app.state.gateway
     if gw.settings.public_url:
         return gw.settings.public_url.rstrip("/")

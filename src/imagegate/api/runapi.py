@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import re
 from typing import Annotated, Any
 
@@ -31,7 +33,14 @@ from imagegate.api.models import (
     error_responses,
     request_body,
 )
-from imagegate.api.views import as_runapi, billing_view, model_response, task_headers, task_view
+from imagegate.api.views import (
+    as_runapi,
+    billing_view,
+    if_none_match,
+    model_response,
+    task_headers,
+    task_view,
+)
 from imagegate.catalog import ActionName
 from imagegate.catalog.contract import validate
 from imagegate.db.models import Task
@@ -163,6 +172,36 @@ def _task_id(value: str) -> str:
     return value
 
 
+POLL_AFTER_S = "2"  # Retry-After suggested to pollers of a task that has not ended
+MAX_WAIT_S = 60.0
+
+
+def _etag(task: Task) -> str:
+    """Changes whenever anything a reader sees changes: status, settlement, outputs' deletion."""
+    stamps = (task.status, task.hold_state, task.completed_at, task.outputs_deleted_at, task.started_at)
+    return 'W/"' + hashlib.sha256(repr((task.id, stamps)).encode()).hexdigest()[:20] + '"'
+
+
+async def _load(gw: Gateway, account_id: str, task_id: str, wait_s: float) -> Task:
+    """The task; with ``wait_s``, held until it ends or the wait runs out (a long poll that
+    wakes on the end notification, so a waiting reader costs nothing while it waits)."""
+    async with gw.db.sessions() as session:
+        task = await store.get_for_account(session, account_id, task_id)
+    if wait_s <= 0 or TaskStatus(task.status).terminal:
+        return task
+    ended = gw.notifier.subscribe(task_id)
+    try:
+        async with gw.db.sessions() as session:  # it may have ended between the read and subscribing
+            task = await store.get_for_account(session, account_id, task_id)
+        if not TaskStatus(task.status).terminal:
+            await asyncio.wait({ended}, timeout=wait_s)
+            async with gw.db.sessions() as session:
+                task = await store.get_for_account(session, account_id, task_id)
+    finally:
+        gw.notifier.unsubscribe(task_id, ended)
+    return task
+
+
 async def _read(
     request: Request,
     gw: Gateway,
@@ -171,16 +210,24 @@ async def _read(
     task_id: str,
     service_slug: str | None = None,
     action: str | None = None,
+    wait_s: float = 0.0,
 ) -> Response:
-    async with gw.db.sessions() as session:
-        task = await store.get_for_account(session, who.account_id, _task_id(task_id))
+    task = await _load(gw, who.account_id, _task_id(task_id), wait_s)
     if (service_slug is not None and task.service != service_slug) or (
         action is not None and task.action != action
     ):
         where = "/".join(part for part in (service_slug, action) if part)
         raise NotFoundError(f"No task {task_id!r} under {where}.", param="id")
+    tag = _etag(task)
+    extra = {"ETag": tag} if service_slug is None else {"ETag": tag + "-r"}
+    if not TaskStatus(task.status).terminal:
+        extra["Retry-After"] = POLL_AFTER_S
+    if if_none_match(request.headers.get("if-none-match"), extra["ETag"]):
+        return Response(status_code=304, headers={**rate_headers(request), **extra})
     view = task_view(gw, task, base)
-    return _answer(request, gw, task, base, view if service_slug is None else as_runapi(view))
+    response = _answer(request, gw, task, base, view if service_slug is None else as_runapi(view))
+    response.headers.update(extra)
+    return response
 
 
 @router.get("/tasks", response_model=TaskList)
@@ -205,11 +252,22 @@ async def list_tasks(
     return model_response(body, rate_headers(request))
 
 
-@router.get("/tasks/{task_id}", response_model=TaskView)
+@router.get(
+    "/tasks/{task_id}",
+    response_model=TaskView,
+    responses={304: {"description": "Unchanged since the ETag sent in If-None-Match."}},
+)
 async def get_task(
-    request: Request, task_id: str, gw: GatewayDep, who: ReaderDep, base: BaseUrlDep
+    request: Request,
+    task_id: str,
+    gw: GatewayDep,
+    who: ReaderDep,
+    base: BaseUrlDep,
+    wait: Annotated[
+        float, Query(ge=0, le=MAX_WAIT_S, description="Seconds to hold the answer until the task ends.")
+    ] = 0.0,
 ) -> Response:
-    return await _read(request, gw, who, base, task_id)
+    return await _read(request, gw, who, base, task_id, wait_s=wait)
 
 
 @router.post("/tasks/{task_id}/cancel", response_model=TaskView, responses=error_responses(409))

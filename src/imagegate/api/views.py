@@ -136,3 +136,11 @@ def task_headers(gw: Gateway, task: Task, base_url: str) -> dict[str, str]:
     if model is not None:
         headers.update(deprecation_headers(model, base_url))
     return headers
+
+
+def if_none_match(header: str | None, tag: str) -> bool:
+    """If-None-Match by weak comparison (RFC 9110 13.1.2): a list, W/ prefixes, or *."""
+    if header is None:
+        return False
+    candidates = [part.strip().removeprefix("W/") for part in header.split(",")]
+    return "*" in candidates or tag.removeprefix("W/") in candidates

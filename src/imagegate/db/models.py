@@ -79,6 +79,7 @@ class Task(Base):
     __table_args__ = (
         Index("ix_tasks_account_created", "account_id", "created_at", "id"),
         Index("ix_tasks_status_lease", "status", "lease_until"),
+        Index("ix_tasks_account_status", "account_id", "status"),  # the concurrency count
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)

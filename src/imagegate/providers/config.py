@@ -30,6 +30,13 @@ class ProviderConfig(BaseModel):
     def api_key(self) -> str | None:
         return os.environ.get(self.api_key_env) if self.api_key_env else None
 
+    def required_api_key(self) -> str:
+        """The key, or a start-up error naming the variable to set (never the value)."""
+        key = self.api_key()
+        if not key:
+            raise ValueError(f"provider {self.name}: set the environment variable {self.api_key_env}")
+        return key
+
     def retry_policy(self) -> RetryPolicy:
         return RetryPolicy(max_retries=self.max_retries, base_s=self.retry_base_s, cap_s=self.retry_cap_s)
 

@@ -61,9 +61,7 @@ class RunApiProvider:
     placeholder = False
 
     def __init__(self, config: ProviderConfig) -> None:
-        key = config.api_key()
-        if not key:
-            raise ValueError(f"provider {config.name}: set the environment variable {config.api_key_env}")
+        key = config.required_api_key()
         self.name = config.name
         self._key_env = config.api_key_env
         self._policy = config.retry_policy()
