@@ -1,6 +1,8 @@
-"""``imagegate``: serve the gateway and administer it on the database directly.
+"""Server administration: serve the gateway and administer it on the database directly.
 
-JSON goes to stdout, messages to stderr. Exit codes: 0 ok, 1 error, 2 usage.
+These commands hold the ``typer`` app; the client commands (``cli.client``) join it under
+their own heading in ``--help``. JSON goes to stdout, messages to stderr. Exit codes: 0 ok,
+1 error, 2 usage.
 """
 
 from __future__ import annotations
@@ -31,10 +33,11 @@ accounts_app = typer.Typer(help="Accounts.", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys (shown once, stored hashed).", no_args_is_help=True)
 credits_app = typer.Typer(help="Credits: grants and balances.", no_args_is_help=True)
 ledger_app = typer.Typer(help="The credits ledger.", no_args_is_help=True)
-app.add_typer(accounts_app, name="accounts")
-app.add_typer(keys_app, name="keys")
-app.add_typer(credits_app, name="credits")
-app.add_typer(ledger_app, name="ledger")
+ADMIN = "Server administration"  # the --help heading of these commands
+app.add_typer(accounts_app, name="accounts", rich_help_panel=ADMIN)
+app.add_typer(keys_app, name="keys", rich_help_panel=ADMIN)
+app.add_typer(credits_app, name="credits", rich_help_panel=ADMIN)
+app.add_typer(ledger_app, name="ledger", rich_help_panel=ADMIN)
 
 out = Console()
 err = Console(stderr=True)
@@ -95,7 +98,7 @@ def _banner(base: str, key: str) -> str:
     )
 
 
-@app.command()
+@app.command(rich_help_panel=ADMIN)
 def serve(
     host: Annotated[str | None, typer.Option(help="Bind address (IMAGEGATE_HOST).")] = None,
     port: Annotated[int | None, typer.Option(help="Port; 0 picks a free one (IMAGEGATE_PORT).")] = None,
@@ -128,7 +131,7 @@ def serve(
     GatewayServer(config).run(sockets=[sock])
 
 
-@app.command("settings")
+@app.command("settings", rich_help_panel=ADMIN)
 def show_settings(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     markdown: Annotated[
