@@ -21,8 +21,10 @@ IMAGEGATE = Path(sys.executable).parent / "imagegate"
 
 
 @pytest.fixture
-def env(gateway: Gateway, tmp_path: Path) -> dict[str, str]:
-    """A fresh account's key and the gateway's URL, as a user's environment would hold them."""
+def env(gateway: Gateway, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """A fresh account's key and the gateway's URL, as a user's environment would hold them
+    (in a temporary working directory, where ``-o`` defaults to)."""
+    monkeypatch.chdir(tmp_path)
     return {
         "IMAGEGATE_API_KEY": gateway.new_account()[1],
         "IMAGEGATE_BASE_URL": gateway.base_url,
@@ -104,9 +106,9 @@ def test_cancel_a_running_task(env: dict[str, str]) -> None:
     assert run(env, "tasks", "wait", task_id, "-q").exit_code == 7
 
 
-def test_balance_usage_and_models(env: dict[str, str]) -> None:
+def test_balance_usage_and_models(env: dict[str, str], tmp_path: Path) -> None:
     assert run(env, "generate", "a fox", "--model", "gpt-image-1.5", "--aspect", "1:1", "--quality", "medium",
-               "-q").exit_code == 0  # fmt: skip
+               "-q", "-o", str(tmp_path)).exit_code == 0  # fmt: skip
     balance = run(env, "balance")
     assert "balance $100.00" in balance.stdout and "tier tier2" in balance.stdout
     usage = json.loads(run(env, "usage", "--json").stdout)
