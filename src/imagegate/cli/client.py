@@ -394,3 +394,15 @@ def login(
         me = client.account.me()
     path = profiles.save(name, profiles.Profile(base_url=base_url, api_key=api_key))
     err.print(f"logged in to {base_url} as {me.name} (tier {me.tier.name}); profile {name!r} saved in {path}")
+
+
+@app.command(rich_help_panel=CLIENT)
+def mcp(profile: Profile = None, base_url: BaseUrl = None, api_key: ApiKey = None) -> None:
+    """Serve the gateway to agents over MCP (stdio): models, prices, generate, edit, tasks, balance."""
+    try:
+        from imagegate.mcp_server import build
+    except ImportError:
+        err.print("[red]error:[/red] the MCP server needs the mcp package: pip install 'imagegate[mcp]'")
+        raise typer.Exit(1) from None
+    chosen = profiles.resolve(profile, base_url, api_key)
+    build(chosen.api_key, chosen.base_url).run("stdio")
