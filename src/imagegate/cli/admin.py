@@ -1,11 +1,14 @@
-"""``imagegate``: serve the gateway and administer it on the database directly.
+"""Server administration: serve the gateway and administer it on the database directly.
 
-JSON goes to stdout, messages to stderr. Exit codes: 0 ok, 1 error, 2 usage.
+These commands hold the ``typer`` app; the client commands (``cli.client``) join it under
+their own heading in ``--help``. JSON goes to stdout, messages to stderr. Exit codes: 0 ok,
+1 error, 2 usage.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import socket
 import sys
@@ -32,10 +35,11 @@ accounts_app = typer.Typer(help="Accounts.", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys (shown once, stored hashed).", no_args_is_help=True)
 credits_app = typer.Typer(help="Credits: grants and balances.", no_args_is_help=True)
 ledger_app = typer.Typer(help="The credits ledger.", no_args_is_help=True)
-app.add_typer(accounts_app, name="accounts")
-app.add_typer(keys_app, name="keys")
-app.add_typer(credits_app, name="credits")
-app.add_typer(ledger_app, name="ledger")
+ADMIN = "Server administration"  # the --help heading of these commands
+app.add_typer(accounts_app, name="accounts", rich_help_panel=ADMIN)
+app.add_typer(keys_app, name="keys", rich_help_panel=ADMIN)
+app.add_typer(credits_app, name="credits", rich_help_panel=ADMIN)
+app.add_typer(ledger_app, name="ledger", rich_help_panel=ADMIN)
 
 out = Console()
 err = Console(stderr=True)
@@ -44,7 +48,33 @@ T = TypeVar("T")
 DEMO_ACCOUNT = "demo"
 
 
-def _with_session(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+def _check_database(settings: Settings, *, create: bool) -> None:
+    """Refuse to make a new, empty database by accident (an admin command run in the wrong
+    directory would otherwise grant credits into a database nobody serves). ``serve`` and
+    ``init`` create one; so does an explicitly chosen IMAGEGATE_DATA_DIR, saying so."""
+    if settings.database_url:  # PostgreSQL, or a SQLite file named explicitly
+        return
+    database = settings.data_dir.resolve() / "imagegate.db"
+    if database.exists():
+        return
+    explicit = "data_dir" in settings.model_fields_set
+    if not (create or explicit):
+        err.print(
+            f"[red]error:[/red] no imagegate database in {settings.data_dir.resolve()} "
+            "(the data directory; IMAGEGATE_DATA_DIR chooses another).\n"
+            "Run this where `imagegate serve` keeps its data, set IMAGEGATE_DATA_DIR to that "
+            "directory, or create a new one here with `imagegate init`.",
+            highlight=False,
+        )
+        raise typer.Exit(1)
+    if not create:
+        err.print(f"creating a new database in {settings.data_dir.resolve()}", highlight=False)
+
+
+def _with_session(
+    settings: Settings, work: Callable[[AsyncSession], Awaitable[T]], *, create: bool = False
+) -> T:
+    _check_database(settings, create=create)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     upgrade(settings.resolved_database_url)
 
@@ -96,7 +126,36 @@ def _banner(base: str, key: str) -> str:
     )
 
 
-@app.command()
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            err.print(f"port {port} is in use; try --port {port + 1}", highlight=False)
+        else:
+            err.print(f"[red]error:[/red] cannot listen on {host}:{port}: {exc.strerror}", highlight=False)
+        raise typer.Exit(1) from None
+    sock.listen(2048)  # connections made right after the banner queue until uvicorn accepts them
+    return sock
+
+
+@app.command(rich_help_panel=ADMIN)
+def init() -> None:
+    """Create the data directory and an empty database (IMAGEGATE_DATA_DIR, ./.imagegate)."""
+    settings = Settings()
+
+    async def work(session: AsyncSession) -> None:
+        return None
+
+    _with_session(settings, work, create=True)
+    err.print(f"database ready in {settings.data_dir.resolve()}", highlight=False)
+
+
+@app.command(rich_help_panel=ADMIN)
 def serve(
     host: Annotated[str | None, typer.Option(help="Bind address (IMAGEGATE_HOST).")] = None,
     port: Annotated[int | None, typer.Option(help="Port; 0 picks a free one (IMAGEGATE_PORT).")] = None,
@@ -117,12 +176,10 @@ def serve(
     except ValueError as exc:  # a provider or route that cannot work: say so before binding
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from None
-    demo_key = _with_session(settings, _ensure_demo(settings)) if settings.demo_account else None
-    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((settings.host, settings.port))
-    sock.listen(2048)  # connections made right after the banner queue until uvicorn accepts them
+    # Bind before the demo account is made: a busy port must not spend the once-shown key.
+    sock = _bind(settings.host, settings.port)
+    demo_key = _with_session(settings, _ensure_demo(settings), create=True) if settings.demo_account else None
+    family = sock.family
     bound_port = sock.getsockname()[1]
     shown_host = f"[{settings.host}]" if family == socket.AF_INET6 else settings.host
     base = settings.public_url or f"http://{shown_host}:{bound_port}"
@@ -136,7 +193,7 @@ def serve(
     GatewayServer(config).run(sockets=[sock])
 
 
-@app.command("settings")
+@app.command("settings", rich_help_panel=ADMIN)
 def show_settings(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     markdown: Annotated[

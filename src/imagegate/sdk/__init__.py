@@ -1,0 +1,61 @@
+"""The Python SDK: ``Client`` and ``AsyncClient`` over the gateway's HTTP API.
+
+Needs only httpx and pydantic (Pillow only to convert formats when saving); it imports none
+of the server's modules beyond the shared models (``imagegate.schemas``), the error codes
+and the retry policy.
+"""
+
+from imagegate.sdk.client import AsyncClient, Client
+from imagegate.sdk.errors import (
+    APIConnectionError,
+    APIStatusError,
+    APITimeoutError,
+    AuthenticationError,
+    ConflictError,
+    GatewayTimeoutError,
+    GoneError,
+    ImagegateError,
+    InsufficientCreditsError,
+    InternalServerError,
+    ModelRetiredError,
+    NotFoundError,
+    PayloadTooLargeError,
+    PermissionDeniedError,
+    RateLimitError,
+    ServiceUnavailableError,
+    TaskFailedError,
+    TaskTimeoutError,
+    UnsupportedMediaTypeError,
+    UpstreamError,
+    ValidationError,
+)
+from imagegate.sdk.tasks import AsyncTask, Model, Task
+
+__all__ = [
+    "APIConnectionError",
+    "APIStatusError",
+    "APITimeoutError",
+    "AsyncClient",
+    "AsyncTask",
+    "AuthenticationError",
+    "Client",
+    "ConflictError",
+    "GatewayTimeoutError",
+    "GoneError",
+    "ImagegateError",
+    "InsufficientCreditsError",
+    "InternalServerError",
+    "Model",
+    "ModelRetiredError",
+    "NotFoundError",
+    "PayloadTooLargeError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "ServiceUnavailableError",
+    "Task",
+    "TaskFailedError",
+    "TaskTimeoutError",
+    "UnsupportedMediaTypeError",
+    "UpstreamError",
+    "ValidationError",
+]

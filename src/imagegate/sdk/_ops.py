@@ -1,0 +1,231 @@
+"""Every SDK operation, written once as a generator of :class:`Call` / :class:`Sleep` steps.
+
+The sync and async clients drive these (see ``_base``); nothing here does I/O itself except
+reading the local image files a caller names, which are small.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+import os
+import time
+from collections.abc import Callable, Iterable
+from datetime import date
+from pathlib import Path
+from typing import Any, TypeVar
+
+from imagegate.schemas import Balance, FileObject, Me, TaskList, TaskView, UsageReport
+from imagegate.sdk._base import BaseClient, Call, Op, Sleep, new_idempotency_key
+from imagegate.sdk.errors import NotFoundError, TaskTimeoutError, ValidationError
+from imagegate.sdk.tasks import Model, TaskBase
+
+TaskT = TypeVar("TaskT", bound=TaskBase)
+Wrap = Callable[[dict[str, Any]], TaskT]
+
+# An image to edit: a local path, raw bytes, an http(s) or data: URL, or a PIL image.
+ImageInput = str | os.PathLike[str] | bytes | Any
+
+DEFAULT_MODEL = "gpt-image-2"
+DEFAULT_WAIT_S = 300.0
+POLL_FIRST_S = 0.2  # polling starts quick (offline renders take well under a second)
+POLL_MAX_S = 2.0  # and slows to this
+_MAGIC = ((b"\x89PNG", "image/png"), (b"\xff\xd8\xff", "image/jpeg"), (b"GIF8", "image/gif"))
+
+
+class Omit:
+    """Marks a parameter the caller did not give (distinct from an explicit None)."""
+
+    def __repr__(self) -> str:
+        return "OMIT"
+
+
+OMIT: Any = Omit()
+
+
+def given(**params: Any) -> dict[str, Any]:
+    return {k: v for k, v in params.items() if not isinstance(v, Omit)}
+
+
+# --- models ---------------------------------------------------------------------------
+
+
+def list_models(client: BaseClient) -> Op[list[Model]]:
+    document = yield Call("GET", "/api/v1/models", auth=False)
+    models = [Model.model_validate(entry) for entry in document.get("data", [])]
+    client.models_cache = models
+    return models
+
+
+def retrieve_model(client: BaseClient, name: str, *, cached: bool = False) -> Op[Model]:
+    models = client.models_cache if cached and client.models_cache is not None else None
+    if models is None:
+        models = yield from list_models(client)
+    for model in models:
+        if model.matches(name):
+            return model
+    choices = ", ".join(m.id for m in models)
+    raise NotFoundError(
+        f"No model {name!r}; models are: {choices}", status_code=404, code="not_found", param="model"
+    )
+
+
+# --- files ----------------------------------------------------------------------------
+
+
+def _sniff(data: bytes, name: str | None) -> str:
+    for magic, mime in _MAGIC:
+        if data.startswith(magic):
+            return mime
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    return (mimetypes.guess_type(name)[0] if name else None) or "application/octet-stream"
+
+
+def _read_image(image: ImageInput, name: str | None) -> tuple[bytes, str]:
+    """Bytes and a file name for anything :data:`ImageInput` allows, except URLs."""
+    if isinstance(image, bytes | bytearray):
+        return bytes(image), name or "image"
+    if isinstance(image, str | os.PathLike):
+        path = Path(image)
+        if not path.is_file():
+            raise FileNotFoundError(f"no such image file: {path}")
+        return path.read_bytes(), name or path.name
+    if callable(getattr(image, "save", None)):  # a PIL image; Pillow itself is not needed here
+        import io
+
+        buffer = io.BytesIO()
+        image.save(buffer, format="PNG")
+        return buffer.getvalue(), name or "image.png"
+    raise TypeError(f"an image is a path, bytes, a URL or a PIL image, not {type(image).__name__}")
+
+
+def upload(image: ImageInput, file_name: str | None = None) -> Op[FileObject]:
+    data, name = _read_image(image, file_name)
+    files = {"file": (name, data, _sniff(data, name))}
+    body = yield Call("POST", "/api/v1/files", files=files)
+    return FileObject.model_validate(body)
+
+
+def _is_url(value: object) -> bool:
+    return isinstance(value, str) and value.startswith(("http://", "https://", "data:"))
+
+
+def image_url(image: ImageInput) -> Op[str]:
+    """A URL the gateway can fetch: given URLs as they are, anything else uploaded first."""
+    if isinstance(image, str) and _is_url(image):
+        return image
+    uploaded = yield from upload(image)
+    return uploaded.url
+
+
+# --- tasks ----------------------------------------------------------------------------
+
+
+def create_task(
+    client: BaseClient,
+    action: str,
+    body: dict[str, Any],
+    wrap: Wrap[TaskT],
+    *,
+    idempotency_key: str | None,
+    client_request_id: str | None,
+    wait: bool,
+    timeout: float,
+) -> Op[TaskT]:
+    name = body.get("model") or DEFAULT_MODEL
+    model = yield from retrieve_model(client, name, cached=True)
+    if model.action(action) is None:
+        raise ValidationError(
+            f"{model.id} has no {action} action", status_code=400, code="validation", param="model"
+        )
+    headers = {"X-Client-Request-Id": client_request_id} if client_request_id else {}
+    created = yield Call(
+        "POST",
+        f"/api/v1/{model.service}/{action}",
+        json={**body, "model": name},
+        headers=headers,
+        idempotency_key=idempotency_key or new_idempotency_key(),
+    )
+    if not wait:
+        return (yield from get_task(created["id"], wrap))
+    task = yield from wait_task(created["id"], wrap, timeout=timeout)
+    task.raise_for_status()
+    return task
+
+
+def edit_body(
+    prompt: str, urls: list[str], mask_url: str | None, model: str | None, params: dict[str, Any]
+) -> dict[str, Any]:
+    body: dict[str, Any] = {"prompt": prompt, "source_image_urls": urls, **params}
+    if model is not None:
+        body["model"] = model
+    if mask_url is not None:
+        body["mask_url"] = mask_url  # passed on; the gateway says if the model takes no mask
+    return body
+
+
+def image_urls(images: Iterable[ImageInput], mask: ImageInput | None) -> Op[tuple[list[str], str | None]]:
+    urls: list[str] = []
+    for image in images if not isinstance(images, str | bytes) else [images]:
+        urls.append((yield from image_url(image)))
+    mask_url = (yield from image_url(mask)) if mask is not None else None
+    return urls, mask_url
+
+
+def get_task(task_id: str, wrap: Wrap[TaskT]) -> Op[TaskT]:
+    body = yield Call("GET", f"/api/v1/tasks/{task_id}")
+    return wrap(body)
+
+
+def cancel_task(task_id: str, wrap: Wrap[TaskT]) -> Op[TaskT]:
+    body = yield Call("POST", f"/api/v1/tasks/{task_id}/cancel")
+    return wrap(body)
+
+
+def wait_task(
+    task_id: str, wrap: Wrap[TaskT], *, timeout: float = DEFAULT_WAIT_S, poll: float = POLL_FIRST_S
+) -> Op[TaskT]:
+    """Poll until the task is completed, failed or canceled; TaskTimeoutError after ``timeout``.
+
+    (The gateway has no event stream yet; when it does, this is where it goes.)
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        task = yield from get_task(task_id, wrap)
+        left = deadline - time.monotonic()
+        if task.done:
+            return task
+        if left <= 0:
+            raise TaskTimeoutError(task, timeout)
+        yield Sleep(min(poll, left))
+        poll = min(POLL_MAX_S, poll * 1.5)
+
+
+def task_page(status: str | None, limit: int, after: str | None) -> Op[TaskList]:
+    body = yield Call("GET", "/api/v1/tasks", params={"status": status, "limit": limit, "after": after})
+    return TaskList.model_validate(body)
+
+
+def to_task(wrap: Wrap[TaskT], view: TaskView) -> TaskT:
+    return wrap(view.model_dump())
+
+
+# --- account --------------------------------------------------------------------------
+
+
+def me() -> Op[Me]:
+    return Me.model_validate((yield Call("GET", "/api/v1/me")))
+
+
+def balance() -> Op[Balance]:
+    return Balance.model_validate((yield Call("GET", "/api/v1/me/balance")))
+
+
+def usage(start: date | str | None, end: date | str | None) -> Op[UsageReport]:
+    params = {"from": str(start) if start else None, "to": str(end) if end else None}
+    return UsageReport.model_validate((yield Call("GET", "/api/v1/me/usage", params=params)))
+
+
+def download(url: str) -> Op[bytes]:
+    data: bytes = yield Call("GET", url, raw=True, auth=False)
+    return data
