@@ -38,7 +38,9 @@ class Decision:
 
 
 class RateLimiter:
-    def __init__(self, storage_url: str = "memory://", window_s: int = 60, clock: Clock = SYSTEM_CLOCK) -> None:
+    def __init__(
+        self, storage_url: str = "memory://", window_s: int = 60, clock: Clock = SYSTEM_CLOCK
+    ) -> None:
         self.window_s = window_s
         self.clock = clock
         if "://" in storage_url and not storage_url.startswith("async+"):

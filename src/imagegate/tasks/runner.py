@@ -36,7 +36,7 @@ from imagegate.tasks.status import TaskStatus
 log = logging.getLogger("imagegate.tasks")
 
 
-def _request(task: Task, sources: list[Any], mask: Any) -> ImageRequest:
+def _request(task: Task, sources: list[Any], mask: Any, markup: Any = None) -> ImageRequest:
     render = task.render
     return ImageRequest(
         task_id=task.id,
@@ -52,17 +52,19 @@ def _request(task: Task, sources: list[Any], mask: Any) -> ImageRequest:
         output_compression=int(render["output_compression"]),
         sources=tuple(sources),
         mask=mask,
+        markup=markup,
         partial_images=int(render["partial_images"]),
         extra=dict(render["params"]),
     )
 
 
 async def _generate(gw: Gateway, task: Task) -> tuple[list[GeneratedImage], Usage | None]:
-    refs = [ref for ref in task.inputs if ref.get("role") != "mask"]
-    mask_refs = [ref for ref in task.inputs if ref.get("role") == "mask"]
+    refs = [ref for ref in task.inputs if ref.get("role") not in ("mask", "markup")]
+    layers = {ref["role"]: ref for ref in task.inputs if ref.get("role") in ("mask", "markup")}
     sources = await inputs.load_all(gw, refs)
-    mask = await inputs.load(gw, mask_refs[0], "mask") if mask_refs else None
-    request = _request(task, sources, mask)
+    mask = await inputs.load(gw, layers["mask"], "mask") if "mask" in layers else None
+    markup = await inputs.load(gw, layers["markup"], "markup") if "markup" in layers else None
+    request = _request(task, sources, mask, markup)
     provider = gw.providers.get(task.provider)
     finals: dict[int, GeneratedImage] = {}
     usage: Usage | None = None
