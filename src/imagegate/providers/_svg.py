@@ -118,7 +118,7 @@ def _caption(svg: ET.Element, prompt: str, accent: RGB, area: Box, dark_picture:
     text = _el(svg, "text", {"x": _num(px + pad), "y": _num(py + pad + font), **font_attrs})
     for k, line in enumerate(lines):
         span = _el(text, "tspan", {"x": _num(px + pad), "dy": "0" if k == 0 else _num(line_h)})
-        span.text = line
+        span.text = line if k == len(lines) - 1 else line + " "  # the text reads back whole
 
 
 def _embedded(source: Image.Image) -> str:
