@@ -97,20 +97,46 @@ class EditTaskRequest(TaskRequest):
     source_image_urls: list[str]
 
 
+class SvgReasoning(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    effort: Literal["none", "minimal", "low", "medium", "high", "xhigh", "max"] | None = None
+
+
+class SvgAuthor(BaseModel):
+    """Who authors SVG output (output_format svg only)."""
+
+    model_config = ConfigDict(extra="forbid")
+    model: str
+    reasoning: SvgReasoning | None = None
+
+
+_QUALITY = Literal["auto", "low", "medium", "high", "xhigh", "max"]
+_FORMAT = Literal["png", "jpeg", "webp", "gif", "svg"]
+
+
 class ImagesGenerationRequest(BaseModel):
+    """openai 3.57's ``images.generate``; what a model does not take is a 400 naming it
+    (see the model's page: xhigh/max from 2.5, complexity, gif and svg on 2.6)."""
+
     model_config = ConfigDict(extra="forbid")
     prompt: str
     model: str | None = None
     n: int | None = Field(None, ge=1, le=10)
     size: str | None = None
-    quality: str | None = None
+    quality: _QUALITY | None = None
     background: Literal["auto", "opaque", "transparent"] | None = None
-    output_format: Literal["png", "jpeg", "webp"] | None = None
+    output_format: _FORMAT | None = None
     output_compression: int | None = Field(None, ge=0, le=100)
     moderation: Literal["auto", "low"] | None = None
+    complexity: Literal["low", "medium", "high"] | None = None
+    frame_count: int | None = Field(None, ge=2, le=16, description="GIF only; default 9.")
+    frame_duration_ms: int | None = Field(None, ge=1, description="GIF only; default 200, rounded to 10 ms.")
+    svg: SvgAuthor | None = None
+    stream: bool | None = Field(None, description="Not served yet: true is a 400.")
+    partial_images: int | None = Field(None, ge=0, le=3)
     response_format: Literal["b64_json", "url"] | None = None
-    user: str | None = None
-    safety_identifier: str | None = None
+    user: str | None = Field(None, description="Deprecated: use safety_identifier.")
+    safety_identifier: str | None = Field(None, max_length=64)
 
 
 EDITS_BODY: dict[str, Any] = {
@@ -124,15 +150,32 @@ EDITS_BODY: dict[str, Any] = {
                     "properties": {
                         "image": {"type": "string", "format": "binary"},
                         "mask": {"type": "string", "format": "binary"},
+                        "markup": {
+                            "type": "string",
+                            "format": "binary",
+                            "description": "A transparent PNG the size of the first image; its marks "
+                            "show where to edit. Not with mask.",
+                        },
                         "prompt": {"type": "string"},
                         "model": {"type": "string"},
                         "n": {"type": "integer", "minimum": 1, "maximum": 10},
                         "size": {"type": "string"},
-                        "quality": {"type": "string"},
+                        "quality": {"enum": ["auto", "low", "medium", "high", "xhigh", "max"]},
                         "background": {"enum": ["auto", "opaque", "transparent"]},
-                        "output_format": {"enum": ["png", "jpeg", "webp"]},
+                        "output_format": {"enum": ["png", "jpeg", "webp", "gif", "svg"]},
+                        "output_compression": {"type": "integer", "minimum": 0, "maximum": 100},
+                        "moderation": {"enum": ["auto", "low"]},
+                        "complexity": {"enum": ["low", "medium", "high"]},
+                        "frame_count": {"type": "integer", "minimum": 2, "maximum": 16},
+                        "frame_duration_ms": {"type": "integer", "minimum": 1},
+                        "svg[model]": {"type": "string"},
+                        "svg[reasoning][effort]": {
+                            "enum": ["none", "minimal", "low", "medium", "high", "xhigh", "max"]
+                        },
                         "input_fidelity": {"enum": ["low", "high"]},
                         "response_format": {"enum": ["b64_json", "url"]},
+                        "user": {"type": "string"},
+                        "safety_identifier": {"type": "string", "maxLength": 64},
                     },
                 }
             }
@@ -455,6 +498,7 @@ class ImagesResponse(BaseModel):
     quality: str
     size: str
     usage: ImagesUsage
+    safety_identifier: str | None = Field(None, description="The effective one, when the request gave one.")
 
 
 class AccountView(BaseModel):

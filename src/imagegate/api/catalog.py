@@ -104,6 +104,12 @@ async def openai_models(gw: GatewayDep, base: BaseUrlDep) -> Response:
     return JSONResponse(pages.openai_models_document(gw.catalog, deployment(gw, base)))
 
 
+@router.get("/v1/models/{model_id:path}", response_model=Document, responses=error_responses(404))
+async def openai_model(model_id: str, gw: GatewayDep, base: BaseUrlDep) -> Response:
+    """``client.models.retrieve``: one model by any of its names; 404 in the error envelope."""
+    return JSONResponse(pages.openai_model_document(gw.catalog, model_id, deployment(gw, base)))
+
+
 @router.get("/pricing.md", response_class=MarkdownResponse)
 async def pricing_markdown(gw: GatewayDep, base: BaseUrlDep) -> PlainTextResponse:
     return _markdown(pricing_page.pricing_markdown(gw.catalog, deployment(gw, base), pricing_facts(gw)))

@@ -29,7 +29,7 @@ from imagegate.api.models import (
 from imagegate.api.runapi import check_client_request_id
 from imagegate.api.uploads import Form, Limits, read_form
 from imagegate.api.views import image_url, model_response, task_headers
-from imagegate.catalog import ActionName, ModelSpec
+from imagegate.catalog import ActionName, ModelSpec, openai_surface
 from imagegate.catalog.contract import validate
 from imagegate.catalog.openai_compat import map_request
 from imagegate.db.models import Task
@@ -42,6 +42,7 @@ from imagegate.errors import (
     ValidationError,
 )
 from imagegate.gateway import Gateway
+from imagegate.storage.media import marks_something
 from imagegate.tasks import idempotency, service, store
 from imagegate.tasks.inputs import Upload, check_pixel_budget, check_upload
 from imagegate.tasks.service import Submission
@@ -55,52 +56,18 @@ router = APIRouter(
 
 MAX_EDIT_IMAGES = 16
 MASK_MAX_BYTES = 4 * 1024 * 1024
-_ENUMS = {
-    "background": ("auto", "opaque", "transparent"),
-    "output_format": ("png", "jpeg", "webp"),
-    "moderation": ("auto", "low"),
-    "response_format": ("b64_json", "url"),
-    "input_fidelity": ("low", "high"),
-}
 _KNOWN = {
     "model", "prompt", "n", "size", "quality", "background", "output_format", "output_compression",
     "moderation", "response_format", "stream", "partial_images", "user", "safety_identifier",
-    "input_fidelity", "image", "image[]", "mask",
+    "input_fidelity", "image", "image[]", "mask", "markup", "complexity", "frame_count",
+    "frame_duration_ms", "svg", "style",
 }  # fmt: skip
-
-
-def _int(value: Any, name: str, low: int, high: int, default: int) -> int:
-    if value is None or value == "":
-        return default
-    try:
-        number = int(value)
-        if isinstance(value, float | bool) or str(number) != str(value).strip():
-            raise ValueError
-    except (TypeError, ValueError):
-        raise ValidationError(f"{name} must be an integer", param=name) from None
-    if not low <= number <= high:
-        raise ValidationError(f"{name} must be between {low} and {high}", param=name)
-    return number
-
-
-def _enum(params: dict[str, Any], name: str, default: str) -> str:
-    value = params.get(name)
-    if value is None or value == "":
-        return default
-    if value not in _ENUMS[name]:
-        raise ValidationError(f"{name} must be one of: {', '.join(_ENUMS[name])}", param=name)
-    return str(value)
 
 
 def _submission(gw: Gateway, params: dict[str, Any], action: ActionName) -> Submission:
     unknown = sorted(set(params) - _KNOWN)
     if unknown:
         raise ValidationError(f"Unknown parameter: '{unknown[0]}'.", param=unknown[0])
-    stream = params.get("stream")
-    if stream not in (None, False, "false", "False", ""):
-        raise ValidationError(
-            "stream is not supported by this gateway yet; poll the task API instead.", param="stream"
-        )
     name = params.get("model") or gw.settings.openai_default_model
     if not isinstance(name, str):
         raise ValidationError("model must be a string", param="model")
@@ -128,24 +95,23 @@ def _submission(gw: Gateway, params: dict[str, Any], action: ActionName) -> Subm
                 f"size {size or 'auto'} is not available for {model.id}.", param="size"
             ) from None
         raise
-    background = _enum(params, "background", "auto")
-    output_format = _enum(params, "output_format", "png")
-    if background == "transparent" and output_format == "jpeg":
-        raise ValidationError("background 'transparent' needs output_format png or webp", param="background")
-    _enum(params, "moderation", "auto")
-    _enum(params, "input_fidelity", "low")
-    quality = params.get("quality") or "auto"
+    surface = openai_surface.check(model, action, params, size=pixels)
+    if params.get("stream") not in (None, False, "false", "False", ""):
+        raise ValidationError(
+            "stream is not supported by this gateway yet; poll the task API instead.", param="stream"
+        )
     return Submission(
         face="openai",
         model=model,
         action=action,
-        params=checked,
-        n=_int(params.get("n"), "n", 1, 10, 1),
+        # The OpenAI-only options ride on the task's params, for the provider to pass upstream.
+        params={**checked, **surface.options},
+        n=surface.n,
         size=pixels,
-        quality="medium" if quality == "auto" else str(quality),
-        background=background,
-        output_format=output_format,
-        output_compression=_int(params.get("output_compression"), "output_compression", 0, 100, 100),
+        quality=surface.quality,
+        background=surface.background,
+        output_format=surface.output_format,
+        output_compression=surface.output_compression,
     )
 
 
@@ -206,6 +172,7 @@ async def _respond(gw: Gateway, task: Task, sub: Submission, base: str, response
     image_in = int(usage.get("input_image_tokens", 0))
     output_tokens = int(usage.get("output_image_tokens", 0))
     first = task.images[0]
+    safety = sub.params.get("safety_identifier")
     body = ImagesResponse(
         created=int(task.created_at.timestamp()),
         data=data,
@@ -221,6 +188,8 @@ async def _respond(gw: Gateway, task: Task, sub: Submission, base: str, response
             total_tokens=text_tokens + image_in + output_tokens,
         ),
     )
+    if safety is not None:
+        body.safety_identifier = str(safety)  # set only when given: exclude_unset leaves it out otherwise
     # exclude_unset: each data item carries url or b64_json, never a null for the other.
     return model_response(body, task_headers(gw, task, base), exclude_unset=True)
 
@@ -244,21 +213,41 @@ async def generations(request: Request, gw: GatewayDep, who: CreatorDep, base: B
     params = await json_body(request, gw)
     sub = _submission(gw, params, ActionName.TEXT_TO_IMAGE)
     sub.fingerprint = {"face": "openai", "action": "generations", "body": params}
-    return await _run(request, gw, who, sub, base, _enum(params, "response_format", "b64_json"))
+    return await _run(request, gw, who, sub, base, openai_surface.enum(params, "response_format", "b64_json"))
 
 
-async def _mask(gw: Gateway, form: Form, first: Upload) -> Upload | None:
-    parts = form.files_named("mask")
+async def _layer(gw: Gateway, form: Form, first: Upload, name: str) -> Upload | None:
+    """A ``mask`` or ``markup`` part: a PNG of the first image's size, under 4 MB."""
+    parts = form.files_named(name)
     if not parts:
         return None
+    if len(parts) > 1:
+        raise ValidationError(f"send one {name}", param=name)
     if len(parts[0].data) > MASK_MAX_BYTES:
-        raise ValidationError("mask must be smaller than 4 MB", param="mask")
-    mask = await check_upload(gw, parts[0].data, "mask", declared=parts[0].content_type)
-    if mask.content_type != "image/png":
-        raise ValidationError("mask must be a PNG with an alpha channel", param="mask")
-    if (mask.width, mask.height) != (first.width, first.height):
-        raise ValidationError("mask must have the same dimensions as the first image", param="mask")
-    return mask
+        raise ValidationError(f"{name} must be smaller than 4 MB", param=name)
+    layer = await check_upload(gw, parts[0].data, name, declared=parts[0].content_type)
+    if layer.content_type != "image/png":
+        raise ValidationError(f"{name} must be a PNG with an alpha channel", param=name)
+    if (layer.width, layer.height) != (first.width, first.height):
+        raise ValidationError(f"{name} must have the same dimensions as the first image", param=name)
+    return layer
+
+
+async def _markup(gw: Gateway, form: Form, first: Upload, model: ModelSpec) -> Upload | None:
+    if not form.files_named("markup"):
+        return None
+    if not model.openai.markup:
+        raise ValidationError(f"markup is not supported by {model.id}.", param="markup")
+    if form.files_named("mask"):
+        raise ValidationError("markup cannot be combined with mask.", param="markup")
+    markup = await _layer(gw, form, first, "markup")
+    assert markup is not None
+    if not await asyncio.to_thread(marks_something, markup.data):
+        raise ValidationError(
+            "markup must be a transparent PNG with the marks drawn on it (some pixels transparent, some not)",
+            param="markup",
+        )
+    return markup
 
 
 @router.post("/edits", response_model=ImagesResponse, openapi_extra=EDITS_BODY)
@@ -266,13 +255,17 @@ async def edits(request: Request, gw: GatewayDep, who: CreatorDep, base: BaseUrl
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
         raise ValidationError("Send edits as multipart/form-data with image and prompt fields.")
     form = await read_form(request, Limits.of(gw, max_files=MAX_EDIT_IMAGES + 2))
-    fields = dict(form.fields)
+    fields: dict[str, Any] = {k: v for k, v in form.fields if not k.startswith("svg[")}
+    svg = openai_surface.nested_form_fields(dict(form.fields), "svg")
+    if svg is not None:
+        fields["svg"] = svg
     parts = form.files_named("image", "image[]")
     if not parts:
         raise ValidationError("image is required", param="image")
     if len(parts) > MAX_EDIT_IMAGES:
         raise ValidationError(f"at most {MAX_EDIT_IMAGES} images", param="image")
-    sub = _submission(gw, {**fields, **{"image": True}}, ActionName.EDIT_IMAGE)
+    layers = {name: True for name in ("mask", "markup") if form.files_named(name)}
+    sub = _submission(gw, {**fields, "image": True, **layers}, ActionName.EDIT_IMAGE)
     uploads: list[Upload] = []
     for i, part in enumerate(parts):
         uploads.append(
@@ -280,12 +273,14 @@ async def edits(request: Request, gw: GatewayDep, who: CreatorDep, base: BaseUrl
         )
         check_pixel_budget(gw, uploads, "image")  # before decoding more than the budget
     sub.uploads = uploads
+    sub.markup = await _markup(gw, form, uploads[0], sub.model)
+    sub.mask = await _layer(gw, form, uploads[0], "mask")
+    layered = [layer for layer in (sub.mask, sub.markup) if layer is not None]
     sub.fingerprint = {
         "face": "openai",
         "action": "edits",
-        "fields": sorted(fields.items()),
-        "images": [hashlib.sha256(u.data).hexdigest() for u in uploads],
+        "fields": sorted((k, str(v)) for k, v in fields.items()),
+        "images": [hashlib.sha256(u.data).hexdigest() for u in (*uploads, *layered)],
     }
-    sub.mask = await _mask(gw, form, uploads[0])
-    check_pixel_budget(gw, [*uploads, *([sub.mask] if sub.mask else [])], "image")
-    return await _run(request, gw, who, sub, base, _enum(fields, "response_format", "b64_json"))
+    check_pixel_budget(gw, [*uploads, *layered], "image")
+    return await _run(request, gw, who, sub, base, openai_surface.enum(fields, "response_format", "b64_json"))

@@ -17,7 +17,7 @@ from imagegate.catalog.contract import validate
 from imagegate.catalog.lifecycle import serving_model
 from imagegate.catalog.registry import Catalog
 from imagegate.catalog.schema import ActionName, FieldSpec, ModelSpec, Rule, Variant
-from imagegate.errors import ValidationError
+from imagegate.errors import NotFoundError, ValidationError
 
 EXAMPLE_IMAGE_URL = "https://example.com/images/source.png"
 EXAMPLE_CALLBACK_URL = "https://example.com/hooks/imagegate"
@@ -365,25 +365,47 @@ def models_document(catalog: Catalog, dep: Deployment) -> dict[str, Any]:
     return {"object": "list", "data": [model_document(catalog, m, dep) for m in catalog.models.values()]}
 
 
+def openai_model_entry(catalog: Catalog, model: ModelSpec, dep: Deployment) -> dict[str, Any]:
+    """One model in OpenAI's ``Model`` shape, with the lifecycle and what the OpenAI face takes."""
+    life = model.lifecycle
+    retired = is_retired(model, dep)
+    successor = served_after_shutdown(catalog, model, dep) if retired else None
+    return {
+        "id": model.id,
+        "object": "model",
+        "created": _created(model),
+        "owned_by": catalog.line_of(model).vendor.lower(),
+        "deprecated": life.deprecated or life.shutdown_date is not None,
+        "shutdown_date": life.shutdown_date.isoformat() if life.shutdown_date else None,
+        "successor": life.successor,
+        "retired": retired,
+        # Who answers a request for this id today: itself, a successor, or nobody (410).
+        "served_by": successor.id if successor else (None if retired else model.id),
+    }
+
+
 def openai_models_document(catalog: Catalog, dep: Deployment) -> dict[str, Any]:
     """``GET /v1/models`` in OpenAI's list shape: one entry per model id (aliases are not listed)."""
-    data = []
-    for model in catalog.models.values():
-        life = model.lifecycle
-        retired = is_retired(model, dep)
-        successor = served_after_shutdown(catalog, model, dep) if retired else None
-        data.append(
-            {
-                "id": model.id,
-                "object": "model",
-                "created": _created(model),
-                "owned_by": catalog.line_of(model).vendor.lower(),
-                "deprecated": life.deprecated or life.shutdown_date is not None,
-                "shutdown_date": life.shutdown_date.isoformat() if life.shutdown_date else None,
-                "successor": life.successor,
-                "retired": retired,
-                # Who answers a request for this id today: itself, a successor, or nobody (410).
-                "served_by": successor.id if successor else (None if retired else model.id),
-            }
-        )
-    return {"object": "list", "data": data}
+    return {"object": "list", "data": [openai_model_entry(catalog, m, dep) for m in catalog.models.values()]}
+
+
+def openai_model_document(catalog: Catalog, name: str, dep: Deployment) -> dict[str, Any]:
+    """``GET /v1/models/{id}``: any of a model's names; an alias answers as itself, saying whose."""
+    model = catalog.find(name)
+    if model is None:
+        raise NotFoundError(f"The model {name!r} does not exist.", param="model")
+    surface = model.openai
+    entry = openai_model_entry(catalog, model, dep)
+    entry.update(
+        id=name,
+        alias_of=None if name == model.id else model.id,
+        image_parameters={
+            "quality": surface.qualities,
+            "output_format": surface.output_formats,
+            "complexity": surface.complexity,
+            "input_fidelity": surface.input_fidelity,
+            "markup": surface.markup,
+            "moderation": surface.moderation,
+        },
+    )
+    return entry

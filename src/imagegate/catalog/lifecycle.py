@@ -57,7 +57,8 @@ def translate(
             rule = rules[name]
             mapped = rule.map.get(str(value), value) if rule.map else value
             (out if rule.to in target.fields else render)[rule.to] = mapped
-        elif name in target.fields:
+        elif name in target.fields or name not in source.fields:
+            # Not the contract's to translate (OpenAI-face options such as moderation): carried on.
             out[name] = value
     field = target.render.resolution_field
     if size is not None and field is not None and field in target.fields and field not in out:

@@ -5,10 +5,10 @@ from __future__ import annotations
 from fractions import Fraction
 from typing import Any
 
+from imagegate.catalog.openai_surface import check_quality
 from imagegate.catalog.schema import ModelSpec, parse_size
 from imagegate.errors import ValidationError
 
-QUALITIES = ("auto", "low", "medium", "high", "xhigh", "max", "standard")
 MAX_EDGE = 3840
 
 
@@ -31,8 +31,9 @@ def map_request(
 ) -> tuple[dict[str, Any], tuple[int, int]]:
     """Contract parameters (for validation and price) and the exact pixels to render."""
     quality = quality or "auto"
-    if quality not in QUALITIES:
-        raise ValidationError(f"quality must be one of: {', '.join(QUALITIES)}", param="quality")
+    if not isinstance(quality, str):
+        raise ValidationError("quality must be a string", param="quality")
+    check_quality(model, quality)
     render = model.render
     params: dict[str, Any] = {}
     aspect_spec = model.fields.get(render.aspect_field)

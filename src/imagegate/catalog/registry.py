@@ -13,7 +13,7 @@ from imagegate.catalog.schema import ActionName, Line, ModelSpec, TokenPrices, V
 from imagegate.errors import NotFoundError, ValidationError
 
 # Keys a model inherits from the model named by its `like`.
-_INHERITED = ("fields", "rules", "pricing", "render", "openai_quality", "token_prices")
+_INHERITED = ("fields", "rules", "pricing", "render", "openai_quality", "openai", "token_prices")
 
 
 class CatalogError(ValueError):

@@ -135,6 +135,19 @@ class TokenPrices(_Strict):
     cached_image_in: int = Field(ge=0)
 
 
+class OpenAISurface(_Strict):
+    """What a model takes on the OpenAI face beyond its contract: a parameter a model does not
+    take is refused naming it (400), never dropped."""
+
+    qualities: list[str] = Field(default_factory=lambda: ["auto", "low", "medium", "high"])
+    output_formats: list[str] = Field(default_factory=lambda: ["png", "jpeg", "webp"])
+    complexity: bool = False  # `complexity` low | medium | high
+    input_fidelity: bool = False  # edits' `input_fidelity` high | low
+    markup: bool = False  # edits' `markup` layer
+    moderation: bool = True
+    gif_max_edge: int = 1024  # GIF frames are small: the long edge may not pass this
+
+
 class Line(_Strict):
     """A model line: one page, one RunAPI service slug."""
 
@@ -163,6 +176,7 @@ class ModelSpec(_Strict):
     released: date | None = None
     token_prices: TokenPrices | None = None
     openai_quality: dict[str, str] | None = None  # OpenAI `quality` -> this contract's `quality`
+    openai: OpenAISurface = Field(default_factory=OpenAISurface)
     lifecycle: Lifecycle = Field(default_factory=Lifecycle)
     pricing: Pricing
     render: Render

@@ -210,6 +210,18 @@ def draw_shapes(
             draw.ellipse((cx - r, cy - r, cx + r, cy + r), outline=colour, width=max(line * 3, round(r / 4)))
 
 
+def draw_detail(
+    draw: ImageDraw.ImageDraw, size: tuple[int, int], palette: Sequence[RGB], rng: random.Random, count: int
+) -> None:
+    """Fine detail: small dots in light and dark palette shades, as a busier picture has."""
+    w, h = size
+    short = min(w, h)
+    for _ in range(count):
+        colour = shade(rng.choice(palette), rng.choice((-0.4, 0.4)))
+        cx, cy, r = rng.uniform(0, w), rng.uniform(0, h), max(1.0, rng.uniform(0.004, 0.012) * short)
+        draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=colour)
+
+
 def _wrapped(text: str, font: Font, max_width: float, max_chars: int) -> Iterator[str]:
     """Greedy word wrap, lazily, so only the lines actually shown are ever measured."""
     current = ""
@@ -297,6 +309,7 @@ def render_generate(
     *,
     shapes: int,
     transparent: bool,
+    detail: int = 0,
 ) -> Image.Image:
     """A text-to-image picture: banded backdrop (or none when transparent), shapes, prompt panel."""
     image = Image.new("RGBA", size, (0, 0, 0, 0)) if transparent else Image.new("RGB", size, palette[0])
@@ -304,6 +317,8 @@ def render_generate(
     if not transparent:
         draw_backdrop(draw, size, band_colours(palette, rng.randint(6, 12)), rng)
     draw_shapes(draw, size, palette, rng, shapes)
+    if detail:
+        draw_detail(draw, size, palette, rng, detail)
     draw_prompt_panel(image, prompt, palette[0])
     return image
 
@@ -318,6 +333,7 @@ def render_edit(
     *,
     tint: float,
     shapes: int,
+    detail: int = 0,
 ) -> Image.Image:
     """The source (already fitted to the output size) tinted, outlined and captioned.
 
@@ -331,6 +347,8 @@ def render_edit(
         image.putalpha(base.getchannel("A"))
     draw = ImageDraw.Draw(image)
     draw_shapes(draw, size, palette, rng, shapes, filled=False)  # outlines keep the source visible
+    if detail:
+        draw_detail(draw, size, palette, rng, detail)
     thumb = round(min(size) * 0.2)
     margin = max(4, round(min(size) * 0.04))
     for k, extra in enumerate(extras):

@@ -12,10 +12,16 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Literal, Protocol, runtime_checkable
 
-OutputFormat = Literal["png", "jpeg", "webp"]
+OutputFormat = Literal["png", "jpeg", "webp", "gif", "svg"]
 Background = Literal["auto", "opaque", "transparent"]
 
-CONTENT_TYPES: dict[str, str] = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
+CONTENT_TYPES: dict[str, str] = {
+    "png": "image/png",
+    "jpeg": "image/jpeg",
+    "webp": "image/webp",
+    "gif": "image/gif",  # animated: extra frame_count, frame_duration_ms
+    "svg": "image/svg+xml",
+}
 
 
 class Action(StrEnum):
@@ -48,6 +54,7 @@ class ImageRequest:
     output_compression: int = 100
     sources: tuple[SourceImage, ...] = ()
     mask: SourceImage | None = None
+    markup: SourceImage | None = None  # a drawn layer marking where to edit (its opaque pixels)
     partial_images: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
     service: str = ""  # the catalog line's RunAPI service slug, e.g. "gpt_image_2"

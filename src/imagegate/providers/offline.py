@@ -7,8 +7,12 @@ gives the same bytes, because every choice is seeded from a SHA-256 of the reque
 
 Edits start from the first source, fitted to the output size, tint it towards the prompt's
 colours, show further sources as thumbnails and add the caption; a mask limits every change to
-its transparent region. Transparency is kept only by formats that have it (PNG, WebP); for an
-edit it comes from the source's own alpha channel.
+its transparent region, a markup layer to the region its marks cover. Transparency is kept only
+by formats that have it (PNG, WebP); for an edit it comes from the source's own alpha channel.
+
+Every output format is made for real: an animated GIF of ``frame_count`` frames (``_animation``)
+and an SVG vector drawing (``_svg``). ``complexity`` sets how many shapes and how much fine detail
+a picture has.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageOps, _imaging
 
+from imagegate.providers import _animation, _svg
 from imagegate.providers._drawing import hashed_palette, prompt_colours, render_edit, render_generate
 from imagegate.providers.base import (
     CONTENT_TYPES,
@@ -68,6 +73,9 @@ PARTIAL_SIDE = 384  # partial previews are small: they exist to show progress, c
 _TOKENS_1024 = {"low": 272, "medium": 1056, "high": 4160}
 _QUALITY_ALIASES = {"auto": "medium", "standard": "medium", "hd": "high"}
 _SHAPES = {"low": (4, 6), "medium": (6, 9), "high": (9, 14)}
+# `complexity` -> (shape count multiplier, fine-detail dots); absent: the quality's shapes alone.
+_COMPLEXITY = {"low": (0.5, 0), "medium": (1.0, 12), "high": (2.0, 80)}
+MARKUP_MARGIN = 0.04  # the edited region reaches this fraction of the short side past the marks
 INPUT_IMAGE_TOKENS = 1056  # per source image of an edit
 
 
@@ -75,7 +83,7 @@ INPUT_IMAGE_TOKENS = 1056  # per source image of an edit
 class _EditInputs:
     base: Image.Image  # first source fitted to the output size, RGB or RGBA
     extras: tuple[Image.Image, ...]  # the other sources, kept small for thumbnails
-    mask: Image.Image | None  # "L", 0 where the edit may paint
+    mask: Image.Image | None  # "L", 0 where the edit may paint (from a mask or a markup layer)
 
 
 def _quality(quality: str) -> str:
@@ -195,7 +203,25 @@ def _decode_edit(request: ImageRequest, transparent: bool) -> _EditInputs:
         if opened.mode != "RGBA":
             raise ProviderError("mask must be a PNG with an alpha channel", code="validation")
         mask = ImageOps.fit(opened.getchannel("A"), size, Image.Resampling.BILINEAR)
+    elif request.markup is not None:
+        mask = _markup_mask(_open(request.markup, "markup", size), size)
     return _EditInputs(base, tuple(extras), mask)
+
+
+def _markup_mask(markup: Image.Image, size: tuple[int, int]) -> Image.Image:
+    """The region a markup layer's marks (its non-transparent pixels) cover, with a margin, as a
+    mask: 0 (editable) inside, 255 (kept) elsewhere."""
+    if markup.mode != "RGBA":
+        raise ProviderError("markup must be a PNG with an alpha channel", code="validation")
+    alpha = ImageOps.fit(markup.getchannel("A"), size, Image.Resampling.BILINEAR)
+    marks = alpha.point(lambda v: 255 if v > 0 else 0).getbbox()
+    if marks is None:
+        raise ProviderError("markup has no marks on it", code="validation")
+    pad = round(min(size) * MARKUP_MARGIN)
+    x0, y0, x1, y1 = marks
+    mask = Image.new("L", size, 255)
+    mask.paste(0, (max(0, x0 - pad), max(0, y0 - pad), min(size[0], x1 + pad), min(size[1], y1 + pad)))
+    return mask
 
 
 def _validate(request: ImageRequest) -> None:
@@ -208,6 +234,22 @@ def _validate(request: ImageRequest) -> None:
         raise ProviderError(f"unsupported output format {request.output_format!r}", code="validation")
     if request.action == Action.EDIT and not request.sources:
         raise ProviderError("an edit needs at least one source image", code="validation")
+
+
+def _complexity(request: ImageRequest, shapes: int) -> tuple[int, int]:
+    """(shapes, detail dots) for the request's ``complexity``; unchanged when it has none."""
+    level = request.extra.get("complexity")
+    if level not in _COMPLEXITY:
+        return shapes, 0
+    factor, detail = _COMPLEXITY[str(level)]
+    return max(2, round(shapes * factor)), detail
+
+
+def _editable(mask: Image.Image | None) -> tuple[int, int, int, int] | None:
+    if mask is None:
+        return None
+    box = mask.point(lambda v: 255 if v < 128 else 0).getbbox()
+    return None if box is None else (box[0], box[1], box[2], box[3])
 
 
 class OfflineProvider:
@@ -225,11 +267,13 @@ class OfflineProvider:
         rng = random.Random(scene_seed(request, index))
         named = prompt_colours(request.prompt)
         palette = named or hashed_palette(rng)
-        shapes = rng.randint(*_SHAPES[_quality(request.quality)])
+        shapes, detail = _complexity(request, rng.randint(*_SHAPES[_quality(request.quality)]))
         size = (request.width, request.height)
         if inputs is None:
-            transparent = request.background == "transparent" and request.output_format != "jpeg"
-            return render_generate(size, request.prompt, palette, rng, shapes=shapes, transparent=transparent)
+            transparent = request.background == "transparent" and request.output_format in ("png", "webp")
+            return render_generate(
+                size, request.prompt, palette, rng, shapes=shapes, transparent=transparent, detail=detail
+            )
         # a named colour is a request to recolour; otherwise a light tint just marks the image as edited
         tint = 0.35 if named else 0.15
         return render_edit(
@@ -241,7 +285,48 @@ class OfflineProvider:
             rng,
             tint=tint,
             shapes=shapes // 2,
+            detail=detail,
         )
+
+    def render_svg(self, request: ImageRequest, index: int, inputs: _EditInputs | None = None) -> bytes:
+        """The SVG document for output ``index``. Blocking: call it from a thread."""
+        rng = random.Random(scene_seed(request, index))
+        palette = prompt_colours(request.prompt) or hashed_palette(rng)
+        shapes, detail = _complexity(request, rng.randint(*_SHAPES[_quality(request.quality)]))
+        size = (request.width, request.height)
+        if inputs is None:
+            return _svg.render_svg(size, request.prompt, palette, rng, shapes=shapes, detail=detail)
+        return _svg.render_svg(
+            size,
+            request.prompt,
+            palette,
+            rng,
+            shapes=max(1, shapes // 2),
+            detail=detail,
+            source=inputs.base,
+            editable=_editable(inputs.mask),
+        )
+
+    def render_gif(self, request: ImageRequest, index: int, inputs: _EditInputs | None = None) -> bytes:
+        """The animated GIF for output ``index``. Blocking: call it from a thread."""
+        still = self.render(request, index, inputs)
+        palette = prompt_colours(request.prompt) or hashed_palette(random.Random(scene_seed(request, index)))
+        count = int(request.extra.get("frame_count") or 9)
+        duration = int(request.extra.get("frame_duration_ms") or 200)
+        keep = None
+        if inputs is not None and inputs.mask is not None:
+            keep = (inputs.base, inputs.mask)
+        area = _editable(inputs.mask) if inputs is not None else None
+        images = _animation.frames(still, palette, count, area=area, keep=keep)
+        return _animation.encode_gif(images, duration)
+
+    async def _final(self, request: ImageRequest, index: int, inputs: _EditInputs | None) -> GeneratedImage:
+        size = (request.width, request.height)
+        if request.output_format == "svg":
+            data = await asyncio.to_thread(self.render_svg, request, index, inputs)
+            return GeneratedImage(data, CONTENT_TYPES["svg"], *size)
+        data = await asyncio.to_thread(self.render_gif, request, index, inputs)
+        return GeneratedImage(data, CONTENT_TYPES["gif"], *size)
 
     async def run(self, request: ImageRequest) -> AsyncIterator[ProviderEvent]:
         """Progress, then per output image ``partial_images`` previews and its FinalImage; Usage last."""
@@ -250,9 +335,13 @@ class OfflineProvider:
         yield Progress(0.0, "rendering")
         inputs: _EditInputs | None = None
         if request.action == Action.EDIT:
-            transparent = request.background == "transparent" and fmt != "jpeg"
+            transparent = request.background == "transparent" and fmt in ("png", "webp")
             inputs = await asyncio.to_thread(_decode_edit, request, transparent)
         for index in range(n):
+            if fmt in ("gif", "svg"):  # whole documents: no partial previews
+                yield FinalImage(index=index, image=await self._final(request, index, inputs))
+                yield Progress((index + 1) / n, f"image {index + 1} of {n} done")
+                continue
             image = await asyncio.to_thread(self.render, request, index, inputs)
             for p in range(request.partial_images):
                 partial = await asyncio.to_thread(_partial, image, p, request.partial_images, fmt)

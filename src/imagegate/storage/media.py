@@ -18,7 +18,13 @@ from imagegate.errors import PayloadTooLargeError, UnsupportedMediaTypeError, Va
 
 # The input formats every provider can read (OpenAI's edits take these three; GIF is not one).
 ACCEPTED = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
-EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "image/gif": "gif"}
+EXTENSIONS = {
+    "image/png": "png",
+    "image/jpeg": "jpg",
+    "image/webp": "webp",
+    "image/gif": "gif",
+    "image/svg+xml": "svg",
+}
 # Labels that declare nothing: a client or host that does not know the type.
 _UNDECLARED = {"", "application/octet-stream", "binary/octet-stream", "image/*"}
 _ALIASES = {"image/jpg": "image/jpeg", "image/pjpeg": "image/jpeg", "image/x-png": "image/png"}
@@ -114,3 +120,13 @@ def validate_image(
             f"{param} is a damaged or truncated {info.content_type} image.", param=param
         ) from None
     return info
+
+
+def marks_something(data: bytes) -> bool:
+    """Whether a markup layer (a PNG already checked by :func:`validate_image`) has both
+    transparent pixels and drawn ones: a layer with no marks, or no see-through, marks nothing."""
+    with Image.open(io.BytesIO(data)) as image:
+        if "A" not in image.getbands() and "transparency" not in image.info:
+            return False
+        low, high = image.convert("RGBA").getchannel("A").getextrema()
+    return low == 0 and high != 0

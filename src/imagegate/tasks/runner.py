@@ -31,7 +31,7 @@ from imagegate.tasks.status import TaskStatus
 log = logging.getLogger("imagegate.tasks")
 
 
-def _request(task: Task, sources: list[Any], mask: Any, upstream_model: str) -> ImageRequest:
+def _request(task: Task, sources: list[Any], mask: Any, markup: Any, upstream_model: str) -> ImageRequest:
     render = task.render
     return ImageRequest(
         task_id=task.id,
@@ -47,6 +47,7 @@ def _request(task: Task, sources: list[Any], mask: Any, upstream_model: str) -> 
         output_compression=int(render["output_compression"]),
         sources=tuple(sources),
         mask=mask,
+        markup=markup,
         partial_images=int(render["partial_images"]),
         extra=dict(render["params"]),
         service=task.service,
@@ -54,12 +55,14 @@ def _request(task: Task, sources: list[Any], mask: Any, upstream_model: str) -> 
 
 
 async def _generate(gw: Gateway, task: Task) -> Routed:
-    refs = [ref for ref in task.inputs if ref.get("role") != "mask"]
-    mask_refs = [ref for ref in task.inputs if ref.get("role") == "mask"]
+    refs = [ref for ref in task.inputs if ref.get("role") not in ("mask", "markup")]
+    layers = {ref["role"]: ref for ref in task.inputs if ref.get("role") in ("mask", "markup")}
     sources = await inputs.load_all(gw, refs)
-    mask = await inputs.load(gw, mask_refs[0], "mask") if mask_refs else None
+    mask = await inputs.load(gw, layers["mask"], "mask") if "mask" in layers else None
+    markup = await inputs.load(gw, layers["markup"], "markup") if "markup" in layers else None
     served = gw.catalog.find(task.model_served)
-    request = _request(task, sources, mask, served.upstream_model if served else task.model_served)
+    upstream = served.upstream_model if served else task.model_served
+    request = _request(task, sources, mask, markup, upstream)
     route = gw.route(served) if served else [task.provider]
     return await routing.generate(gw.providers, route, request)
 

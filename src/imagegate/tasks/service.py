@@ -46,6 +46,7 @@ class Submission:
     source_urls: list[str] = field(default_factory=list)
     uploads: list[Upload] = field(default_factory=list)
     mask: Upload | None = None
+    markup: Upload | None = None  # OpenAI edits' drawn layer: where to edit
     n: int = 1
     size: tuple[int, int] | None = None  # explicit pixels (OpenAI face); else from the catalog
     quality: str | None = None
@@ -75,21 +76,19 @@ async def _prepare_inputs(
     """
     ttl = timedelta(seconds=gw.settings.task_timeout_s * gw.settings.max_attempts) + INPUT_GRACE
     refs: list[dict[str, Any] | Upload] = list(sub.uploads)
-    held = [*sub.uploads, *([sub.mask] if sub.mask else [])]
+    layers = [(role, up) for role, up in (("mask", sub.mask), ("markup", sub.markup)) if up is not None]
+    held = [*sub.uploads, *(up for _, up in layers)]
     for index, url in enumerate(sub.source_urls):
         ref = await inputs.classify(gw, url, f"source_image_urls[{index}]")
         if isinstance(ref, Upload):  # a data: URL, decoded: counts against the pixel budget now
             held.append(ref)
             inputs.check_pixel_budget(gw, held, "source_image_urls")
         refs.append(ref)
-    held = [ref for ref in refs if isinstance(ref, Upload)]
-    if sub.mask is not None:
-        held.append(sub.mask)
+    held = [ref for ref in refs if isinstance(ref, Upload)] + [up for _, up in layers]
     records = await inputs.hold(gw, who.account_id, held, task_id=task_id, ttl=ttl)
     keys = iter(record.key for record in records)
     sources = [{"kind": "storage", "key": next(keys)} if isinstance(r, Upload) else r for r in refs]
-    if sub.mask is not None:
-        sources.append({"kind": "storage", "key": next(keys), "role": "mask"})
+    sources.extend({"kind": "storage", "key": next(keys), "role": role} for role, _ in layers)
     return sources, records
 
 
