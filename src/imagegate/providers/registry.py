@@ -14,7 +14,11 @@ def build_provider(name: str) -> Provider:
         from imagegate.providers.testing import FakeProvider
 
         return FakeProvider()
-    raise ValueError(f"unknown provider {name!r} (available: offline, fake)")
+    if name == "instant":
+        from imagegate.providers.testing import InstantProvider
+
+        return InstantProvider()
+    raise ValueError(f"unknown provider {name!r} (available: offline, fake, instant)")
 
 
 class Providers:
