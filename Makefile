@@ -27,6 +27,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/create_and_complete.py
+	$(BIN)/python bench/hot_path.py
 
 clean:
 	rm -rf $(VENV) .imagegate .pytest_cache .mypy_cache .ruff_cache

@@ -9,7 +9,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,21 +35,25 @@ class BenchServer:
 
 
 @contextmanager
-def running_server(**env_overrides: str) -> Iterator[BenchServer]:
+def running_server(
+    *, cwd: Path | None = None, key: str = "", stop_s: float = 15, **env_overrides: str
+) -> Iterator[BenchServer]:
+    """``imagegate serve`` in a scratch directory (or ``cwd``, to start again on the same data:
+    then pass the ``key`` the first start printed). Stopped with SIGTERM, killed after ``stop_s``."""
     exe = Path(sys.executable).parent / "imagegate"
     env = {k: v for k, v in os.environ.items() if not k.startswith("IMAGEGATE_")}
     env.update({"IMAGEGATE_LOG_LEVEL": "warning", **env_overrides})
-    with tempfile.TemporaryDirectory() as cwd:
+    with tempfile.TemporaryDirectory() if cwd is None else nullcontext(str(cwd)) as where:
         proc = subprocess.Popen(
             [str(exe), "serve", "--port", "0"],
-            cwd=cwd,
+            cwd=where,
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             text=True,
         )
         try:
-            key, base = "", ""
+            base = ""
             deadline = time.monotonic() + 60
             assert proc.stdout is not None
             while not base and time.monotonic() < deadline:
@@ -65,7 +69,7 @@ def running_server(**env_overrides: str) -> Iterator[BenchServer]:
         finally:
             proc.terminate()
             try:
-                proc.wait(timeout=15)
+                proc.wait(timeout=stop_s)
             except subprocess.TimeoutExpired:
                 proc.kill()
 
@@ -74,3 +78,16 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process, from /proc (Linux)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_mib(pid: int) -> float:
+    """Resident memory of a process, from /proc (Linux)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]

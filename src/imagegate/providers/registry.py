@@ -25,10 +25,15 @@ _KINDS: dict[str, ProviderFactory] = {}
 _BUILTIN_MODULES = {
     "offline": "imagegate.providers.offline",
     "fake": "imagegate.providers.testing",
+    "instant": "imagegate.providers.testing",
     "openai": "imagegate.providers.openai_images",
     "runapi": "imagegate.providers.runapi",
 }
-ALWAYS = (ProviderConfig(name="offline", kind="offline"), ProviderConfig(name="fake", kind="fake"))
+ALWAYS = (
+    ProviderConfig(name="offline", kind="offline"),
+    ProviderConfig(name="fake", kind="fake"),
+    ProviderConfig(name="instant", kind="instant"),
+)
 
 
 def register_kind(kind: str) -> Callable[[ProviderFactory], ProviderFactory]:

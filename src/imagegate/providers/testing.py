@@ -1,4 +1,9 @@
-"""A provider for exercising failure and timing paths, steered by markers in the prompt.
+"""Providers for tests and benchmarks: ``fake`` (steered by prompt markers) and ``instant``.
+
+``instant`` answers every request at once with the same ~2 MB 1024x1024 PNG, made once per
+process, so a benchmark measures the gateway's own cost rather than rendering.
+
+The ``fake`` provider exercises failure and timing paths, steered by markers in the prompt.
 
 Markers (any number, anywhere in the prompt; they are removed before the picture is drawn):
 
@@ -20,16 +25,34 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import io
+import random
 import re
+import threading
+from collections import deque
 from collections.abc import AsyncIterator
 
-from imagegate.providers.base import ImageRequest, Progress, ProviderError, ProviderEvent
+from PIL import Image
+
+from imagegate.providers.base import (
+    FinalImage,
+    GeneratedImage,
+    ImageRequest,
+    Progress,
+    ProviderError,
+    ProviderEvent,
+)
 from imagegate.providers.config import ProviderConfig
-from imagegate.providers.offline import OfflineProvider
+from imagegate.providers.offline import OfflineProvider, estimate_usage
 from imagegate.providers.registry import register_kind
 
 _MARKER = re.compile(r"\[(fail)(?::([A-Za-z0-9_.-]+))?\]|\[(stall|slow):(\d+(?:\.\d*)?|\.\d+)\]")
 SLOW_TICK = 0.1  # seconds between Progress events under [slow:...]
+RECORDED_REQUESTS = 100  # FakeProvider.requests keeps the latest this many: a long run stays bounded
+INSTANT_SIDE = 1024
+# Two thirds of the rows are random noise (incompressible), the rest black: at zlib level 1 the
+# file is ~2.1 MB, the size of a real GPT Image 1024x1024 PNG, so byte-moving costs are realistic.
+_INSTANT_NOISE_ROWS = INSTANT_SIDE * 2 // 3
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,7 +80,7 @@ def parse_markers(prompt: str) -> Behaviour:
 
 
 class FakeProvider:
-    """Offline pictures plus scripted failures and delays. ``requests`` records every call."""
+    """Offline pictures plus scripted failures and delays. ``requests`` holds the latest calls."""
 
     name = "fake"
     label = "fake test provider: offline pictures, failures on prompt markers"
@@ -65,7 +88,7 @@ class FakeProvider:
 
     def __init__(self, delegate: OfflineProvider | None = None) -> None:
         self._delegate = delegate or OfflineProvider()
-        self.requests: list[ImageRequest] = []
+        self.requests: deque[ImageRequest] = deque(maxlen=RECORDED_REQUESTS)
 
     async def run(self, request: ImageRequest) -> AsyncIterator[ProviderEvent]:
         self.requests.append(request)
@@ -97,3 +120,57 @@ class FakeProvider:
 @register_kind("fake")
 def _from_config(config: ProviderConfig) -> FakeProvider:
     return FakeProvider()
+
+
+def make_instant_png() -> bytes:
+    """The instant provider's picture: deterministic, ~2 MB. CPU work (~0.3 s): call it off the loop."""
+    rng = random.Random(0)
+    side = INSTANT_SIDE
+    pixels = rng.randbytes(side * _INSTANT_NOISE_ROWS * 3) + bytes(side * (side - _INSTANT_NOISE_ROWS) * 3)
+    buffer = io.BytesIO()
+    Image.frombytes("RGB", (side, side), pixels).save(buffer, "PNG", compress_level=1)
+    return buffer.getvalue()
+
+
+_instant_png: bytes | None = None
+_instant_lock = threading.Lock()  # a thread lock: the picture is made in a worker thread
+
+
+def _shared_instant_png() -> bytes:
+    global _instant_png
+    with _instant_lock:
+        if _instant_png is None:
+            _instant_png = make_instant_png()
+        return _instant_png
+
+
+async def instant_png() -> bytes:
+    """The picture, made on first use in a thread and shared by every call in the process."""
+    return _instant_png if _instant_png is not None else await asyncio.to_thread(_shared_instant_png)
+
+
+class InstantProvider:
+    """The same PNG for every request (whatever size or format it asks for), with no work per call.
+
+    For benchmarks of the gateway's hot path; the images say nothing about the prompt.
+    """
+
+    name = "instant"
+
+    async def run(self, request: ImageRequest) -> AsyncIterator[ProviderEvent]:
+        data = await instant_png()
+        image = GeneratedImage(data=data, content_type="image/png", width=INSTANT_SIDE, height=INSTANT_SIDE)
+        for index in range(request.n):
+            yield FinalImage(index, image)
+        yield estimate_usage(request)
+
+    async def aclose(self) -> None:
+        return None
+
+    label = "instant test provider: one fixed PNG for every call, for benchmarks"
+    placeholder = True
+
+
+@register_kind("instant")
+def _instant_from_config(config: ProviderConfig) -> InstantProvider:
+    return InstantProvider()
