@@ -8,7 +8,8 @@ from typing import Any
 from PIL import Image
 
 from imagegate.providers.base import Action, FinalImage, ImageRequest, Provider, ProviderEvent, Usage
-from imagegate.providers.registry import build_provider
+from imagegate.providers.config import ProviderConfig
+from imagegate.providers.registry import kind_factory
 from imagegate.providers.testing import RECORDED_REQUESTS, FakeProvider, InstantProvider
 
 
@@ -30,7 +31,7 @@ async def collect(provider: Provider, request: ImageRequest) -> list[ProviderEve
 
 
 async def test_one_final_image_then_usage() -> None:
-    provider = build_provider("instant")
+    provider = kind_factory("instant")(ProviderConfig(name="instant", kind="instant"))
     assert isinstance(provider, Provider) and provider.name == "instant"
     events = await collect(provider, make_request())
     assert [type(e) for e in events] == [FinalImage, Usage]

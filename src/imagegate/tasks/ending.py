@@ -98,9 +98,10 @@ async def end_task(gw: Gateway, task_id: str, outcome: Outcome, fence: Fence = A
             ended = await session.get(Task, task_id, populate_existing=True)
             assert ended is not None
             await settle(session, ended, outcome.status, now)
-            files = await store.files_of_task(session, task_id)
-            await store.forget_files(session, [f.id for f in files])
-            keys = [f.key for f in files]
+            if any(ref.get("kind") == "storage" for ref in ended.inputs):  # else none were held
+                files = await store.files_of_task(session, task_id)
+                await store.forget_files(session, [f.id for f in files])
+                keys = [f.key for f in files]
             await session.refresh(ended)  # the settlement's columns, for the caller's view
     if ended is None:
         keys = [image["key"] for image in outcome.images]  # this attempt lost: its outputs go
