@@ -7,6 +7,7 @@ from datetime import date, datetime
 
 from imagegate.accounts.store import Principal
 from imagegate.catalog import Catalog, ModelSpec, load_catalog
+from imagegate.catalog.lifecycle import serving_model
 from imagegate.clock import SYSTEM_CLOCK, Clock
 from imagegate.db.migrate import upgrade_async
 from imagegate.db.session import Database
@@ -42,10 +43,17 @@ async def describe_routes(settings: Settings) -> list[str]:
     providers = build_providers(settings, catalog)
     try:
         lines = []
+        on = settings.catalog_date or SYSTEM_CLOCK.today()
         for model in catalog.models.values():
-            route = route_of(model, providers.default)
+            # A retired model runs on its serving successor's route, exactly as tasks do.
+            serving = serving_model(catalog, model, on, settings.retired_models)
+            if serving is None:
+                lines.append(f"{model.id} retired on {model.lifecycle.shutdown_date}: refused (410)")
+                continue
+            route = route_of(serving, providers.default)
             served = ", then ".join(f"{name} ({providers.get(name).label})" for name in route)
-            lines.append(f"{model.id} served by {served}")
+            via = f" (retired on {model.lifecycle.shutdown_date}: as {serving.id})" if serving is not model else ""
+            lines.append(f"{model.id}{via} served by {served}")
         return lines
     finally:
         await providers.aclose()

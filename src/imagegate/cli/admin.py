@@ -116,11 +116,12 @@ def _ensure_demo(settings: Settings) -> Callable[[AsyncSession], Awaitable[str |
 
 
 def _banner(base: str, key: str) -> str:
-    body = '{"model": "gpt-image-1.5", "prompt": "a red fox in fresh snow", "aspect_ratio": "1:1", "quality": "medium"}'
+    # A live model (the README's example): a retired one would work, but teaches the old name.
+    body = '{"model": "gpt-image-2", "prompt": "a red fox in fresh snow", "aspect_ratio": "1:1", "output_resolution": "1k"}'
     return (
         f"\nA demo account was created. Its API key, shown only this once:\n\n    {key}\n\n"
         "Try it (creates a task, then read it back with its id):\n\n"
-        f"    curl -s {base}/api/v1/gpt_image/text_to_image -H 'Authorization: Bearer {key}' "
+        f"    curl -s {base}/api/v1/gpt_image_2/text_to_image -H 'Authorization: Bearer {key}' "
         f"-H 'Content-Type: application/json' -d '{body}'\n\n"
         f"    curl -s {base}/api/v1/tasks/TASK_ID -H 'Authorization: Bearer {key}'\n"
     )
