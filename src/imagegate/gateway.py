@@ -52,7 +52,11 @@ async def describe_routes(settings: Settings) -> list[str]:
                 continue
             route = route_of(serving, providers.default)
             served = ", then ".join(f"{name} ({providers.get(name).label})" for name in route)
-            via = f" (retired on {model.lifecycle.shutdown_date}: as {serving.id})" if serving is not model else ""
+            via = (
+                f" (retired on {model.lifecycle.shutdown_date}: as {serving.id})"
+                if serving is not model
+                else ""
+            )
             lines.append(f"{model.id}{via} served by {served}")
         return lines
     finally:
