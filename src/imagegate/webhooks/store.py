@@ -1,0 +1,110 @@
+"""SQL for webhook events, deliveries and attempts. Functions take the session first and never commit."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from imagegate.db.models import WebhookAttempt, WebhookDelivery, WebhookEvent
+from imagegate.webhooks.outbox import DeliveryState
+
+
+async def due(session: AsyncSession, now: datetime, limit: int) -> list[str]:
+    """Ids of pending deliveries whose next attempt is due and that no live lease holds."""
+    rows = await session.scalars(
+        select(WebhookDelivery.id)
+        .where(
+            WebhookDelivery.state == DeliveryState.PENDING,
+            WebhookDelivery.next_attempt_at <= now,
+            or_(WebhookDelivery.lease_until.is_(None), WebhookDelivery.lease_until < now),
+        )
+        .order_by(WebhookDelivery.next_attempt_at)
+        .limit(limit)
+    )
+    return list(rows)
+
+
+async def claim(session: AsyncSession, delivery_id: str, now: datetime, lease_until: datetime) -> int | None:
+    """Take the delivery's next attempt: its number (the fence its result is written under),
+    or None when another sender took it first."""
+    number: int | None = await session.scalar(
+        update(WebhookDelivery)
+        .where(
+            WebhookDelivery.id == delivery_id,
+            WebhookDelivery.state == DeliveryState.PENDING,
+            WebhookDelivery.next_attempt_at <= now,
+            or_(WebhookDelivery.lease_until.is_(None), WebhookDelivery.lease_until < now),
+        )
+        .values(attempts=WebhookDelivery.attempts + 1, lease_until=lease_until)
+        .returning(WebhookDelivery.attempts)
+    )
+    return number
+
+
+async def finish(session: AsyncSession, delivery_id: str, number: int, values: dict[str, Any]) -> bool:
+    """Write an attempt's consequence, only if no later attempt has taken the delivery over."""
+    result = await session.execute(
+        update(WebhookDelivery)
+        .where(
+            WebhookDelivery.id == delivery_id,
+            WebhookDelivery.attempts == number,
+            WebhookDelivery.state == DeliveryState.PENDING,
+        )
+        .values(lease_until=None, **values)
+    )
+    return bool(getattr(result, "rowcount", 0))
+
+
+async def for_task(session: AsyncSession, task_id: str) -> list[tuple[WebhookDelivery, list[WebhookAttempt]]]:
+    """A task's deliveries, oldest first, each with its attempts in order."""
+    deliveries = list(
+        await session.scalars(
+            select(WebhookDelivery)
+            .where(WebhookDelivery.task_id == task_id)
+            .order_by(WebhookDelivery.created_at, WebhookDelivery.id)
+        )
+    )
+    attempts: dict[str, list[WebhookAttempt]] = {d.id: [] for d in deliveries}
+    if deliveries:
+        for attempt in await session.scalars(
+            select(WebhookAttempt)
+            .where(WebhookAttempt.delivery_id.in_(list(attempts)))
+            .order_by(WebhookAttempt.number)
+        ):
+            attempts[attempt.delivery_id].append(attempt)
+    return [(d, attempts[d.id]) for d in deliveries]
+
+
+async def latest_event_id(session: AsyncSession, account_id: str) -> int:
+    found = await session.scalar(
+        select(func.max(WebhookEvent.id)).where(WebhookEvent.account_id == account_id)
+    )
+    return int(found or 0)
+
+
+async def events_after(
+    session: AsyncSession, account_id: str, after: int, skip: Collection[int], limit: int
+) -> Sequence[WebhookEvent]:
+    """The account's events with an id above ``after``, except those in ``skip``, in id order."""
+    query = select(WebhookEvent).where(WebhookEvent.account_id == account_id, WebhookEvent.id > after)
+    if skip:
+        query = query.where(WebhookEvent.id.not_in(list(skip)))
+    return list(await session.scalars(query.order_by(WebhookEvent.id).limit(limit)))
+
+
+async def sweep(session: AsyncSession, before: datetime) -> int:
+    """Delete events, and finished deliveries with their attempts, older than ``before``."""
+    events = await session.execute(delete(WebhookEvent).where(WebhookEvent.created_at < before))
+    old = and_(WebhookDelivery.state != DeliveryState.PENDING, WebhookDelivery.finished_at < before)
+    ids = list(await session.scalars(select(WebhookDelivery.id).where(old)))
+    if ids:
+        await session.execute(delete(WebhookAttempt).where(WebhookAttempt.delivery_id.in_(ids)))
+        await session.execute(delete(WebhookDelivery).where(WebhookDelivery.id.in_(ids)))
+    return int(getattr(events, "rowcount", 0) or 0) + len(ids)
+
+
+__all__ = ["claim", "due", "events_after", "finish", "for_task", "latest_event_id", "sweep"]
