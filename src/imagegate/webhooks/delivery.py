@@ -33,6 +33,7 @@ log = logging.getLogger("imagegate.webhooks")
 
 BATCH = 50  # deliveries one pass takes at most; they are sent concurrently
 LEASE_MARGIN_S = 30.0  # a lease outlasts the attempt's own time limit by this much
+LOST = "no result: the sender stopped before recording one (its lease ran out)"
 JITTER = 0.25  # a retry comes up to this fraction of its wait early, so receivers are not hit in step
 
 
@@ -67,16 +68,24 @@ async def deliver_due(gw: Gateway, limit: int = BATCH) -> int:
     """One pass: send every due attempt (up to ``limit``); the number taken."""
     now = gw.now()
     async with gw.db.sessions() as session:  # a read first: an idle pass takes no write lock
-        ids = await store.due(session, now, limit)
-    if not ids:
+        found = await store.due(session, now, limit)
+    if not found:
         return 0
     lease_until = now + timedelta(seconds=gw.settings.webhook_timeout_s + LEASE_MARGIN_S)
     claimed: list[tuple[str, int]] = []
     async with gw.db.transaction() as session:
-        for delivery_id in ids:
+        for delivery_id, lost in found:
             number = await store.claim(session, delivery_id, now, lease_until)
-            if number is not None:
-                claimed.append((delivery_id, number))
+            if number is None:
+                continue
+            claimed.append((delivery_id, number))
+            if lost and number > 1:  # the attempt before this one: its sender stopped mid-way
+                session.add(
+                    WebhookAttempt(
+                        delivery_id=delivery_id, number=number - 1, started_at=now, status_code=None,
+                        latency_ms=0, error=LOST,
+                    )
+                )  # fmt: skip
     outcomes = await asyncio.gather(*(_attempt(gw, d, n) for d, n in claimed), return_exceptions=True)
     for (delivery_id, _), outcome in zip(claimed, outcomes, strict=True):
         if isinstance(outcome, BaseException):  # its lease runs out and the attempt is made again

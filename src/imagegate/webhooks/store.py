@@ -13,10 +13,11 @@ from imagegate.db.models import WebhookAttempt, WebhookDelivery, WebhookEvent
 from imagegate.webhooks.outbox import DeliveryState
 
 
-async def due(session: AsyncSession, now: datetime, limit: int) -> list[str]:
-    """Ids of pending deliveries whose next attempt is due and that no live lease holds."""
-    rows = await session.scalars(
-        select(WebhookDelivery.id)
+async def due(session: AsyncSession, now: datetime, limit: int) -> list[tuple[str, bool]]:
+    """Pending deliveries whose next attempt is due and that no live lease holds: (id, whether
+    a lease ran out on it, i.e. its last attempt's sender stopped before recording a result)."""
+    rows = await session.execute(
+        select(WebhookDelivery.id, WebhookDelivery.lease_until.is_not(None))
         .where(
             WebhookDelivery.state == DeliveryState.PENDING,
             WebhookDelivery.next_attempt_at <= now,
@@ -25,7 +26,7 @@ async def due(session: AsyncSession, now: datetime, limit: int) -> list[str]:
         .order_by(WebhookDelivery.next_attempt_at)
         .limit(limit)
     )
-    return list(rows)
+    return [(delivery_id, bool(lost)) for delivery_id, lost in rows]
 
 
 async def claim(session: AsyncSession, delivery_id: str, now: datetime, lease_until: datetime) -> int | None:
