@@ -4,6 +4,7 @@ test drives delivery passes itself and moves the gateway's clock instead of slee
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 import uuid
@@ -252,6 +253,8 @@ def test_redeliver_queues_a_new_delivery_with_the_same_webhook_id(gw: Gateway, r
     queued = client.post(f"/api/v1/tasks/{task['id']}/deliveries")
     assert queued.status_code == 201, queued.text
     assert queued.json()["state"] == "pending" and queued.json()["attempts"] == []
+    twice = client.post(f"/api/v1/tasks/{task['id']}/deliveries")
+    assert twice.status_code == 409  # one pending delivery per task at a time
     assert deliver(gw) >= 1
     first, second = receiver.at(url)
     assert first.headers["webhook-id"] == second.headers["webhook-id"]
@@ -427,25 +430,31 @@ def test_listen_forwards_the_accounts_events_signed(gw: Gateway, receiver: Recei
     assert f"task.completed evt_{created[0]['id']} → 200" in result.stdout
 
 
+def listen_events(gateway: Gateway, key: str, last_event_id: str, count: int) -> list[tuple[int, str]]:
+    """(id, webhook_id) of the first ``count`` events of a listen stream opened with Last-Event-ID."""
+    headers = {"Authorization": f"Bearer {key}", "Last-Event-ID": last_event_id}
+    seen: list[tuple[int, str]] = []
+    with (
+        httpx.Client(base_url=gateway.base_url, timeout=10) as http,
+        http.stream("GET", "/api/v1/webhooks/listen", headers=headers) as response,
+    ):
+        assert response.headers["content-type"].startswith("text/event-stream")
+        event_id = 0
+        for line in response.iter_lines():
+            if line.startswith("id:"):
+                event_id = int(line.split(":", 1)[1])
+            if line.startswith("data:"):
+                seen.append((event_id, json.loads(line.split(":", 1)[1])["webhook_id"]))
+                if len(seen) == count:
+                    return seen
+    return seen
+
+
 def test_listen_resumes_after_last_event_id(gw: Gateway) -> None:
     key = gw.new_account()[1]
     client = gw.client(key)
     first, second = create(gw, client), create(gw, client)
-    headers = {"Authorization": f"Bearer {key}", "Last-Event-ID": "0"}
-    seen: list[tuple[str, str]] = []
-    with (
-        httpx.Client(base_url=gw.base_url, timeout=10) as http,
-        http.stream("GET", "/api/v1/webhooks/listen", headers=headers) as response,
-    ):
-        assert response.headers["content-type"].startswith("text/event-stream")
-        event_id = ""
-        for line in response.iter_lines():
-            if line.startswith("id:"):
-                event_id = line.split(":", 1)[1].strip()
-            if line.startswith("data:"):
-                body = httpx.Response(200, content=line.split(":", 1)[1].strip()).json()
-                seen.append((event_id, body["webhook_id"]))
-                if len(seen) == 2:
-                    break
-    assert [w for _, w in seen] == [f"evt_{first['id']}", f"evt_{second['id']}"]
-    assert int(seen[0][0]) < int(seen[1][0])
+    both = listen_events(gw, key, "0", 2)
+    assert [w for _, w in both] == [f"evt_{first['id']}", f"evt_{second['id']}"]
+    assert both[0][0] < both[1][0]
+    assert listen_events(gw, key, str(both[0][0]), 1) == [both[1]]  # nothing lost, nothing repeated

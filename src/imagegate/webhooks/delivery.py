@@ -170,6 +170,10 @@ async def redeliver(gw: Gateway, who: Principal, task_id: str) -> WebhookDeliver
             raise ConflictError(f"Task {task_id} is still {task.status}; its webhook is sent when it ends.")
         if not task.callback_url:
             raise ConflictError(f"Task {task_id} has no callback_url to deliver to.", param="callback_url")
+        waiting = await store.pending_for_task(session, task.id)
+        if waiting is not None:  # one at a time: a redelivery never multiplies requests to a target
+            when = waiting.next_attempt_at.isoformat() if waiting.next_attempt_at else "now"
+            raise ConflictError(f"A delivery of task {task_id} is already pending (next attempt: {when}).")
         delivery_id = await outbox.enqueue(session, task, task.callback_url, now)
         delivery = await session.get(WebhookDelivery, delivery_id)
         assert delivery is not None

@@ -64,16 +64,15 @@ async def get(session: AsyncSession, account_id: str, now: datetime) -> Keys:
 
 
 async def signing_keys(gw: Gateway, account_id: str) -> list[str]:
-    """The secrets that sign the account's webhooks now; a read, unless this is the first use."""
-    async with gw.db.sessions() as session:
-        if await session.get(WebhookSecret, account_id) is not None:
-            return (await get(session, account_id, gw.now())).signing
-    async with gw.db.transaction() as session:
-        return (await get(session, account_id, gw.now())).signing
+    """The secrets that sign the account's webhooks now."""
+    return (await show(gw, account_id)).signing
 
 
 async def show(gw: Gateway, account_id: str) -> Keys:
-    """The account's keys (made on first use)."""
+    """The account's keys (made on first use; a read otherwise)."""
+    async with gw.db.sessions() as session:
+        if await session.get(WebhookSecret, account_id) is not None:
+            return await get(session, account_id, gw.now())
     async with gw.db.transaction() as session:
         return await get(session, account_id, gw.now())
 

@@ -60,6 +60,15 @@ async def finish(session: AsyncSession, delivery_id: str, number: int, values: d
     return bool(getattr(result, "rowcount", 0))
 
 
+async def pending_for_task(session: AsyncSession, task_id: str) -> WebhookDelivery | None:
+    found: WebhookDelivery | None = await session.scalar(
+        select(WebhookDelivery)
+        .where(WebhookDelivery.task_id == task_id, WebhookDelivery.state == DeliveryState.PENDING)
+        .limit(1)
+    )
+    return found
+
+
 async def for_task(session: AsyncSession, task_id: str) -> list[tuple[WebhookDelivery, list[WebhookAttempt]]]:
     """A task's deliveries, oldest first, each with its attempts in order."""
     deliveries = list(
@@ -108,4 +117,13 @@ async def sweep(session: AsyncSession, before: datetime) -> int:
     return int(getattr(events, "rowcount", 0) or 0) + len(ids)
 
 
-__all__ = ["claim", "due", "events_after", "finish", "for_task", "latest_event_id", "sweep"]
+__all__ = [
+    "claim",
+    "due",
+    "events_after",
+    "finish",
+    "for_task",
+    "latest_event_id",
+    "pending_for_task",
+    "sweep",
+]
