@@ -22,6 +22,7 @@ from typer.testing import CliRunner, Result
 
 from imagegate.cli import app
 from imagegate.clock import ManualClock
+from imagegate.db.models import WebhookEvent
 from imagegate.webhooks import delivery, store
 from tests.conftest import T2I_15, TEST_EPOCH, Gateway, start_gateway
 
@@ -458,3 +459,44 @@ def test_listen_resumes_after_last_event_id(gw: Gateway) -> None:
     assert [w for _, w in both] == [f"evt_{first['id']}", f"evt_{second['id']}"]
     assert both[0][0] < both[1][0]
     assert listen_events(gw, key, str(both[0][0]), 1) == [both[1]]  # nothing lost, nothing repeated
+
+
+def test_listen_sends_an_event_that_commits_after_a_later_id(gw: Gateway) -> None:
+    """On PostgreSQL an ending transaction can commit after one that took a later id. Here the
+    middle of three events is taken out before the stream opens and written back (same id)
+    once the stream has sent the last: it is still sent, once."""
+    key = gw.new_account()[1]
+    client = gw.client(key)
+    for _ in range(3):
+        create(gw, client)
+    (first, _), (middle, middle_hook), (last, last_hook) = listen_events(gw, key, "0", 3)
+    taken: list[dict[str, Any]] = []
+
+    async def take_out(core: Any, _: Any) -> None:
+        async with core.db.transaction() as session:
+            row = await session.get(WebhookEvent, middle)
+            taken.append({c: getattr(row, c) for c in ("id", "account_id", "task_id", "type", "created_at")})
+            await session.delete(row)
+
+    async def commit_late(core: Any, _: Any) -> None:
+        async with core.db.transaction() as session:
+            session.add(WebhookEvent(**{**taken[0], "created_at": core.now()}))
+
+    gw.thread.call(take_out)
+    headers = {"Authorization": f"Bearer {key}", "Last-Event-ID": str(first)}
+    seen: list[tuple[int, str]] = []
+    with (
+        httpx.Client(base_url=gw.base_url, timeout=10) as http,
+        http.stream("GET", "/api/v1/webhooks/listen", headers=headers) as response,
+    ):
+        event_id = 0
+        for line in response.iter_lines():
+            if line.startswith("id:"):
+                event_id = int(line.split(":", 1)[1])
+            if line.startswith("data:"):
+                seen.append((event_id, json.loads(line.split(":", 1)[1])["webhook_id"]))
+                if len(seen) == 1:
+                    gw.thread.call(commit_late)
+                if len(seen) == 2:
+                    break
+    assert seen == [(last, last_hook), (middle, middle_hook)]
