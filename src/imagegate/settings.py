@@ -152,7 +152,7 @@ class Settings(BaseSettings):
     webhook_retention_s: int = Field(
         7 * 24 * 3600,
         gt=0,
-        description="How long task-end events and finished delivery records are kept.",
+        description="How long finished webhook deliveries and their attempts are kept.",
     )
     webhook_secret_grace_s: int = Field(
         24 * 3600,

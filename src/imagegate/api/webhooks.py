@@ -103,7 +103,7 @@ async def listen_events(
         try:
             async for event in listen.tail(gw, who.account_id, after, base):
                 data = {"webhook_id": event.webhook_id, "headers": event.headers, "body": event.body}
-                yield ServerSentEvent(json.dumps(data), event=event.type, id=str(event.event_id))
+                yield ServerSentEvent(json.dumps(data), event=event.type, id=event.event_id)
         finally:
             state.listen_streams -= 1
 

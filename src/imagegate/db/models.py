@@ -80,6 +80,7 @@ class Task(Base):
         Index("ix_tasks_account_created", "account_id", "created_at", "id"),
         Index("ix_tasks_status_lease", "status", "lease_until"),
         Index("ix_tasks_account_status", "account_id", "status"),  # the concurrency count
+        Index("ix_tasks_account_completed", "account_id", "completed_at", "id"),  # `listen` tails ends
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -206,19 +207,6 @@ class WebhookSecret(Base):
     previous_secret: Mapped[str | None] = mapped_column(String(100))  # still signs until previous_until
     previous_until: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)  # of the current secret
-
-
-class WebhookEvent(Base):
-    """One row per task end, whether or not the task has a callback: what `listen` tails."""
-
-    __tablename__ = "webhook_events"
-    __table_args__ = (Index("ix_webhook_events_account_id", "account_id", "id"),)
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    account_id: Mapped[str] = mapped_column(String(36))
-    task_id: Mapped[str] = mapped_column(String(36))
-    type: Mapped[str] = mapped_column(String(32))  # task.completed | task.failed | task.canceled
-    created_at: Mapped[datetime] = mapped_column(index=True)
 
 
 class WebhookDelivery(Base):

@@ -190,7 +190,7 @@ async def deliveries(
 
 
 async def sweep(gw: Gateway) -> int:
-    """Forget events and finished deliveries past ``webhook_retention_s``."""
+    """Forget finished deliveries (and their attempts) past ``webhook_retention_s``."""
     before = gw.now() - timedelta(seconds=gw.settings.webhook_retention_s)
     async with gw.db.transaction() as session:
         return await store.sweep(session, before)

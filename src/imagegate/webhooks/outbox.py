@@ -9,7 +9,7 @@ from enum import StrEnum
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from imagegate.db.models import Task, WebhookDelivery, WebhookEvent
+from imagegate.db.models import Task, WebhookDelivery
 
 
 class EventType(StrEnum):
@@ -34,12 +34,12 @@ def message_id(task_id: str) -> str:
     return f"evt_{task_id}"
 
 
+_INSERT = insert(WebhookDelivery)  # built once: the statement is compiled once and cached
+
+
 async def record_end(session: AsyncSession, task: Task, now: datetime) -> None:
-    """One event row for ``listen``; one delivery row if the task has a callback."""
-    kind = event_type(task.status)
-    await session.execute(
-        insert(WebhookEvent).values(account_id=task.account_id, task_id=task.id, type=kind, created_at=now)
-    )
+    """A delivery row if the task has a callback; nothing otherwise (``listen`` reads the task
+    rows themselves), so a task without a callback pays no statement here."""
     if task.callback_url:
         await enqueue(session, task, task.callback_url, now)
 
@@ -47,20 +47,21 @@ async def record_end(session: AsyncSession, task: Task, now: datetime) -> None:
 async def enqueue(session: AsyncSession, task: Task, url: str, now: datetime) -> str:
     """A new delivery of ``task``'s end to ``url``, due now: its id."""
     delivery_id = str(uuid.uuid4())
-    await session.execute(
-        insert(WebhookDelivery).values(
-            id=delivery_id,
-            account_id=task.account_id,
-            task_id=task.id,
-            message_id=message_id(task.id),
-            type=event_type(task.status),
-            url=url,
-            state=DeliveryState.PENDING,
-            attempts=0,
-            next_attempt_at=now,
-            created_at=now,
-        )
-    )
+    row = {
+        "id": delivery_id,
+        "account_id": task.account_id,
+        "task_id": task.id,
+        "message_id": message_id(task.id),
+        "type": event_type(task.status),
+        "url": url,
+        "state": DeliveryState.PENDING,
+        "attempts": 0,
+        "next_attempt_at": now,
+        "lease_until": None,
+        "created_at": now,
+        "finished_at": None,
+    }
+    await session.execute(_INSERT, row)
     return delivery_id
 
 

@@ -1,15 +1,15 @@
-"""SQL for webhook events, deliveries and attempts. Functions take the session first and never commit."""
+"""SQL for webhook deliveries, their attempts, and task ends as ``listen`` reads them. Functions take the session first and never commit."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from imagegate.db.models import WebhookAttempt, WebhookDelivery, WebhookEvent
+from imagegate.db.models import Task, WebhookAttempt, WebhookDelivery
 from imagegate.webhooks.outbox import DeliveryState
 
 
@@ -89,41 +89,55 @@ async def for_task(session: AsyncSession, task_id: str) -> list[tuple[WebhookDel
     return [(d, attempts[d.id]) for d in deliveries]
 
 
-async def latest_event_id(session: AsyncSession, account_id: str) -> int:
-    found = await session.scalar(
-        select(func.max(WebhookEvent.id)).where(WebhookEvent.account_id == account_id)
+Cursor = tuple[datetime, str]  # (completed_at, task id): where a listen stream stands
+
+
+async def latest_end(session: AsyncSession, account_id: str) -> Cursor | None:
+    """The account's most recent task end."""
+    row = (
+        await session.execute(
+            select(Task.completed_at, Task.id)
+            .where(Task.account_id == account_id, Task.completed_at.is_not(None))
+            .order_by(Task.completed_at.desc(), Task.id.desc())
+            .limit(1)
+        )
+    ).first()
+    return (row[0], row[1]) if row is not None and row[0] is not None else None
+
+
+async def ends_after(
+    session: AsyncSession, account_id: str, after: Cursor, skip: Collection[str], limit: int
+) -> list[Task]:
+    """The account's ended tasks past ``after`` in (completed_at, id) order, except ``skip``."""
+    at, task_id = after
+    query = select(Task).where(
+        Task.account_id == account_id,
+        Task.completed_at.is_not(None),
+        or_(Task.completed_at > at, and_(Task.completed_at == at, Task.id > task_id)),
     )
-    return int(found or 0)
-
-
-async def events_after(
-    session: AsyncSession, account_id: str, after: int, skip: Collection[int], limit: int
-) -> Sequence[WebhookEvent]:
-    """The account's events with an id above ``after``, except those in ``skip``, in id order."""
-    query = select(WebhookEvent).where(WebhookEvent.account_id == account_id, WebhookEvent.id > after)
     if skip:
-        query = query.where(WebhookEvent.id.not_in(list(skip)))
-    return list(await session.scalars(query.order_by(WebhookEvent.id).limit(limit)))
+        query = query.where(Task.id.not_in(list(skip)))
+    return list(await session.scalars(query.order_by(Task.completed_at, Task.id).limit(limit)))
 
 
 async def sweep(session: AsyncSession, before: datetime) -> int:
-    """Delete events, and finished deliveries with their attempts, older than ``before``."""
-    events = await session.execute(delete(WebhookEvent).where(WebhookEvent.created_at < before))
+    """Delete finished deliveries, with their attempts, that finished before ``before``."""
     old = and_(WebhookDelivery.state != DeliveryState.PENDING, WebhookDelivery.finished_at < before)
     ids = list(await session.scalars(select(WebhookDelivery.id).where(old)))
     if ids:
         await session.execute(delete(WebhookAttempt).where(WebhookAttempt.delivery_id.in_(ids)))
         await session.execute(delete(WebhookDelivery).where(WebhookDelivery.id.in_(ids)))
-    return int(getattr(events, "rowcount", 0) or 0) + len(ids)
+    return len(ids)
 
 
 __all__ = [
+    "Cursor",
     "claim",
     "due",
-    "events_after",
+    "ends_after",
     "finish",
     "for_task",
-    "latest_event_id",
+    "latest_end",
     "pending_for_task",
     "sweep",
 ]
