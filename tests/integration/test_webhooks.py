@@ -365,6 +365,27 @@ def test_a_sender_that_stopped_mid_attempt_is_taken_over_after_its_lease(
     assert len(receiver.at(url)) == 1
 
 
+def test_a_delivery_whose_senders_keep_stopping_fails_after_the_window(
+    gw: Gateway, receiver: Receiver
+) -> None:
+    client = gw.user()
+    url = receiver.url()
+    task = create(gw, client, callback_url=url)
+    (pending,) = deliveries(client, task["id"])
+
+    async def claim_and_stop(core: Any, _: Any) -> int | None:
+        now = core.now()
+        async with core.db.transaction() as session:
+            return await store.claim(session, pending["id"], now, now + timedelta(seconds=40))
+
+    gw.thread.call(claim_and_stop)
+    gw.clock.advance(25 * 3600)
+    deliver(gw)
+    (listed,) = deliveries(client, task["id"])
+    assert listed["state"] == "failed" and [a["status_code"] for a in listed["attempts"]] == [None]
+    assert receiver.at(url) == []
+
+
 # --- the command line -------------------------------------------------------------------
 
 

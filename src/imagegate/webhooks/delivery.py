@@ -73,12 +73,12 @@ async def deliver_due(gw: Gateway, limit: int = BATCH) -> int:
         return 0
     lease_until = now + timedelta(seconds=gw.settings.webhook_timeout_s + LEASE_MARGIN_S)
     claimed: list[tuple[str, int]] = []
+    window = timedelta(seconds=gw.settings.webhook_retry_window_s)
     async with gw.db.transaction() as session:
-        for delivery_id, lost in found:
+        for delivery_id, lost, created_at in found:
             number = await store.claim(session, delivery_id, now, lease_until)
             if number is None:
                 continue
-            claimed.append((delivery_id, number))
             if lost and number > 1:  # the attempt before this one: its sender stopped mid-way
                 session.add(
                     WebhookAttempt(
@@ -86,6 +86,11 @@ async def deliver_due(gw: Gateway, limit: int = BATCH) -> int:
                         latency_ms=0, error=LOST,
                     )
                 )  # fmt: skip
+            if lost and now > created_at + window:  # senders keep dying on it: stop, as for any failure
+                ended = {"state": DeliveryState.FAILED, "finished_at": now, "next_attempt_at": None}
+                await store.finish(session, delivery_id, number, ended)
+                continue
+            claimed.append((delivery_id, number))
     outcomes = await asyncio.gather(*(_attempt(gw, d, n) for d, n in claimed), return_exceptions=True)
     for (delivery_id, _), outcome in zip(claimed, outcomes, strict=True):
         if isinstance(outcome, BaseException):  # its lease runs out and the attempt is made again

@@ -13,11 +13,11 @@ from imagegate.db.models import Task, WebhookAttempt, WebhookDelivery
 from imagegate.webhooks.outbox import DeliveryState
 
 
-async def due(session: AsyncSession, now: datetime, limit: int) -> list[tuple[str, bool]]:
+async def due(session: AsyncSession, now: datetime, limit: int) -> list[tuple[str, bool, datetime]]:
     """Pending deliveries whose next attempt is due and that no live lease holds: (id, whether
-    a lease ran out on it, i.e. its last attempt's sender stopped before recording a result)."""
+    a lease ran out on it, i.e. its last sender stopped before recording a result, created_at)."""
     rows = await session.execute(
-        select(WebhookDelivery.id, WebhookDelivery.lease_until.is_not(None))
+        select(WebhookDelivery.id, WebhookDelivery.lease_until.is_not(None), WebhookDelivery.created_at)
         .where(
             WebhookDelivery.state == DeliveryState.PENDING,
             WebhookDelivery.next_attempt_at <= now,
@@ -26,7 +26,7 @@ async def due(session: AsyncSession, now: datetime, limit: int) -> list[tuple[st
         .order_by(WebhookDelivery.next_attempt_at)
         .limit(limit)
     )
-    return [(delivery_id, bool(lost)) for delivery_id, lost in rows]
+    return [(delivery_id, bool(lost), created) for delivery_id, lost, created in rows]
 
 
 async def claim(session: AsyncSession, delivery_id: str, now: datetime, lease_until: datetime) -> int | None:
