@@ -386,6 +386,21 @@ def test_a_delivery_whose_senders_keep_stopping_fails_after_the_window(
     assert receiver.at(url) == []
 
 
+def test_the_in_process_sender_delivers_on_its_own(tmp_path: Path, receiver: Receiver) -> None:
+    gateway = start_gateway(tmp_path, **{**hook_settings(receiver), "webhook_poll_s": 0.05})
+    try:
+        client = gateway.user()
+        url = receiver.url()
+        task = create(gateway, client, callback_url=url)
+        deadline = time.monotonic() + 30
+        while not receiver.at(url) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        (request,) = receiver.at(url)
+        assert verify(secret_of(client), request)["data"]["id"] == task["id"]
+    finally:
+        gateway.close()
+
+
 # --- the command line -------------------------------------------------------------------
 
 
@@ -422,6 +437,8 @@ def test_cli_secret_rotate_deliveries_and_redeliver(gw: Gateway, receiver: Recei
     assert listed.exit_code == 0 and listed.stdout.count("succeeded") == 2 and " 200 " in listed.stdout
     missing = run(env, "webhooks", "redeliver", str(uuid.uuid4()))
     assert missing.exit_code == 4
+    wrong_key = run({**env, "IMAGEGATE_API_KEY": "ig_wrong"}, "listen", "--forward", url)
+    assert wrong_key.exit_code == 2
 
 
 def test_listen_forwards_the_accounts_events_signed(gw: Gateway, receiver: Receiver, tmp_path: Path) -> None:
