@@ -134,7 +134,10 @@ def listen(
                         err.print(f"[red]error:[/red] the gateway answered {source.response.status_code}")
                         raise typer.Exit(4 if source.response.status_code == 404 else 1)
                     if not quiet:
-                        err.print(f"Ready! Forwarding {me.name}'s task events to {forward} (Ctrl-C to stop)")
+                        err.print(
+                            f"Ready! Forwarding {me.name}'s task events to {forward}, signed with the "
+                            "secret `imagegate webhooks secret` prints (Ctrl-C to stop)"
+                        )
                     delay = RECONNECT_FIRST_S
                     for sse in source.iter_sse():
                         last_id = sse.id or last_id
