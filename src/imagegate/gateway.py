@@ -74,6 +74,7 @@ class Gateway:
     providers: Providers = field(default_factory=Providers)
     notifier: Notifier = field(default_factory=Notifier)
     clock: Clock = SYSTEM_CLOCK
+    listening_url: str | None = None  # set once the server is bound: links in webhooks without public_url
 
     @classmethod
     async def open(cls, settings: Settings, clock: Clock = SYSTEM_CLOCK) -> Gateway:

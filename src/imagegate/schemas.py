@@ -558,3 +558,39 @@ class Credits(Totals):
 
 class Document(_Open):
     """A catalog document (models list); its shape is pinned by the catalog's own tests."""
+
+
+class WebhookSecretView(BaseModel):
+    object: Literal["webhook_secret"] = "webhook_secret"
+    secret: str = Field(description="The account's signing secret, whsec_ and base64 (Standard Webhooks).")
+    created_at: str | None
+    previous_valid_until: str | None = Field(
+        None, description="After a rotation: until when deliveries are signed with the old secret too."
+    )
+
+
+class WebhookAttemptView(BaseModel):
+    number: int
+    started_at: str | None
+    status_code: int | None = Field(description="The receiver's answer; null when none came.")
+    latency_ms: int
+    error: str | None = Field(description="Why the attempt failed (non-2xx, timeout, refused target).")
+
+
+class WebhookDeliveryView(BaseModel):
+    id: str
+    object: Literal["webhook_delivery"] = "webhook_delivery"
+    task_id: str
+    webhook_id: str = Field(description="The webhook-id header: the same for every delivery of one task end.")
+    type: str
+    url: str
+    state: str = Field(description="pending, succeeded or failed (retried for the whole window).")
+    next_attempt_at: str | None
+    created_at: str | None
+    finished_at: str | None
+    attempts: list[WebhookAttemptView]
+
+
+class WebhookDeliveryList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[WebhookDeliveryView]

@@ -129,6 +129,36 @@ class Settings(BaseSettings):
         description="Comma-separated host or host:port entries ([::1]:8080 for IPv6) that requests made "
         "for users (source images, webhooks) may reach even if private, e.g. 127.0.0.1.",
     )
+    webhook_timeout_s: float = Field(
+        10.0, gt=0, description="Time limit for one webhook delivery attempt (connect, send, answer)."
+    )
+    webhook_retry_base_s: float = Field(
+        10.0, gt=0, description="Wait before a failed webhook's first retry; doubled on each retry."
+    )
+    webhook_retry_max_s: float = Field(
+        3 * 3600.0, gt=0, description="Longest wait between two webhook attempts (before jitter)."
+    )
+    webhook_retry_window_s: float = Field(
+        24 * 3600.0,
+        gt=0,
+        description="How long after a task's end its webhook is retried; after that the delivery fails.",
+    )
+    webhook_poll_s: float = Field(
+        1.0, gt=0, description="How often the in-process sender looks for webhook attempts that are due."
+    )
+    webhook_listen_poll_s: float = Field(
+        1.0, gt=0, description="How often an `imagegate listen` stream looks for new task-end events."
+    )
+    webhook_retention_s: int = Field(
+        7 * 24 * 3600,
+        gt=0,
+        description="How long finished webhook deliveries and their attempts are kept.",
+    )
+    webhook_secret_grace_s: int = Field(
+        24 * 3600,
+        ge=0,
+        description="After a secret rotation, webhooks are signed with the old secret too for this long.",
+    )
     demo_account: bool = Field(
         True, description="Create a demo account and print its key on the first start."
     )

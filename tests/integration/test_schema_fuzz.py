@@ -64,11 +64,18 @@ def _fuzz(operation: APIOperation, mode: GenerationMode, keys: dict[str, str], b
     run()
 
 
+def _endless_stream(operation: APIOperation) -> bool:
+    ok = operation.definition.raw.get("responses", {}).get("200", {})
+    return operation.path == "/api/v1/webhooks/listen" and "text/event-stream" in ok.get("content", {})
+
+
 def test_every_operation_answers_as_documented(fuzzed: Gateway, user_key: str) -> None:
     schema = schemathesis.openapi.from_url(fuzzed.base_url + "/openapi.json")
     keys = {"admin": ADMIN_TOKEN, "user": user_key}
     failures: list[str] = []
     operations = [result.ok() for result in schema.get_all_operations()]
+    # A stream that stays open by design (imagegate listen) has no answer to validate: tested apart.
+    operations = [op for op in operations if not _endless_stream(op)]
     assert len(operations) >= 30  # every documented route is fuzzed, none skipped by accident
     for operation in operations:
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):

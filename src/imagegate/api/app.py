@@ -13,6 +13,7 @@ from fastapi import FastAPI
 
 from imagegate import __version__
 from imagegate.api import admin, billing, catalog, errors, file_uploads, files, openai, runapi, stored_files
+from imagegate.api import webhooks as webhook_routes
 from imagegate.api.models import Health
 from imagegate.api.openapi import install as install_openapi
 from imagegate.clock import SYSTEM_CLOCK, Clock
@@ -57,6 +58,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = SYSTEM_CLOCK)
     app.include_router(openai.router)
     app.include_router(admin.router)
     app.include_router(billing.router)
+    app.include_router(webhook_routes.router)  # before runapi's /{service}/{id} patterns
     app.include_router(runapi.router)  # last: its /{service}/{id} patterns are the broadest
     install_openapi(app)
     return app
@@ -78,6 +80,14 @@ class GatewayServer(uvicorn.Server):
     async def serve(self, sockets: Any = None) -> None:
         self.loop = asyncio.get_running_loop()
         await super().serve(sockets)
+
+    async def startup(self, sockets: Any = None) -> None:
+        await super().startup(sockets)
+        gw = getattr(getattr(self.config.app, "state", None), "gateway", None)
+        listening = [s.getsockname() for server in self.servers for s in server.sockets or ()]
+        if gw is not None and listening:  # where links in webhooks point when public_url is unset
+            host, port = listening[0][:2]
+            gw.listening_url = f"http://{'[' + host + ']' if ':' in host else host}:{port}"
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         super().handle_exit(sig, frame)

@@ -96,7 +96,7 @@ async def _create(
         action=action,
         params={k: v for k, v in params.items() if k not in ("source_image_urls", "callback_url")},
         source_urls=list(params.get("source_image_urls", [])),
-        callback_url=inputs.check_callback_url(gw, params.get("callback_url")),
+        callback_url=await inputs.check_callback_url(gw, params.get("callback_url")),
         client_request_id=check_client_request_id(client_request_id),
         idempotency_key=idempotency.check_key(idempotency_key),
         fingerprint={"face": "runapi", "service": service_slug, "action": action.value, "body": body},

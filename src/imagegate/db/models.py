@@ -80,6 +80,7 @@ class Task(Base):
         Index("ix_tasks_account_created", "account_id", "created_at", "id"),
         Index("ix_tasks_status_lease", "status", "lease_until"),
         Index("ix_tasks_account_status", "account_id", "status"),  # the concurrency count
+        Index("ix_tasks_account_completed", "account_id", "completed_at", "id"),  # `listen` tails ends
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -194,3 +195,50 @@ class IdempotencyRecord(Base):
     request_hash: Mapped[str] = mapped_column(String(64))
     task_id: Mapped[str] = mapped_column(String(36))
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+class WebhookSecret(Base):
+    """An account's Standard Webhooks signing key (``whsec_...``): kept readable, it signs."""
+
+    __tablename__ = "webhook_secrets"
+
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True)
+    secret: Mapped[str] = mapped_column(String(100))
+    previous_secret: Mapped[str | None] = mapped_column(String(100))  # still signs until previous_until
+    previous_until: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)  # of the current secret
+
+
+class WebhookDelivery(Base):
+    """The outbox: one task end to send to one URL, retried until it succeeds or runs out."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (Index("ix_webhook_deliveries_due", "state", "next_attempt_at"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    account_id: Mapped[str] = mapped_column(String(36))
+    task_id: Mapped[str] = mapped_column(String(36), index=True)
+    message_id: Mapped[str] = mapped_column(String(64))  # webhook-id: the same for every redelivery
+    type: Mapped[str] = mapped_column(String(32))
+    url: Mapped[str] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(16))  # pending | succeeded | failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)  # claimed so far: the fence of the next
+    next_attempt_at: Mapped[datetime | None]
+    lease_until: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+
+
+class WebhookAttempt(Base):
+    """Every attempt of a delivery, with what came of it."""
+
+    __tablename__ = "webhook_attempts"
+    __table_args__ = (UniqueConstraint("delivery_id", "number", name="one_row_per_attempt"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    delivery_id: Mapped[str] = mapped_column(ForeignKey("webhook_deliveries.id", ondelete="CASCADE"))
+    number: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime]
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    latency_ms: Mapped[int] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)

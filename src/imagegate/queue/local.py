@@ -12,6 +12,7 @@ import logging
 
 from imagegate.gateway import Gateway
 from imagegate.tasks import recovery, runner
+from imagegate.webhooks import delivery as webhooks
 
 log = logging.getLogger("imagegate.queue")
 
@@ -42,6 +43,7 @@ class LocalQueue:
         self._workers = [asyncio.create_task(self._work(), name=f"worker-{i}") for i in range(self.size)]
         if self.sweep:
             self._workers.append(asyncio.create_task(self._sweep(), name="sweeper"))
+            self._workers.append(asyncio.create_task(self._webhooks(), name="webhooks"))
 
     async def recover(self) -> None:
         for task_id in await recovery.recover(self.gw):
@@ -110,9 +112,20 @@ class LocalQueue:
             await asyncio.sleep(self.gw.settings.sweep_interval_s)
             try:
                 await recovery.sweep_expired(self.gw)
+                await webhooks.sweep(self.gw)
                 await self.recover()
             except Exception:
                 log.exception("sweep failed; trying again in %s s", self.gw.settings.sweep_interval_s)
+
+    async def _webhooks(self) -> None:
+        """Send due webhook attempts; several processes may run this at once (leases)."""
+        while True:
+            await asyncio.sleep(self.gw.settings.webhook_poll_s)
+            try:
+                while await webhooks.deliver_due(self.gw) >= webhooks.BATCH:
+                    pass  # a full batch: more may be due
+            except Exception:
+                log.exception("webhook pass failed; trying again in %s s", self.gw.settings.webhook_poll_s)
 
 
 __all__ = ["LocalQueue"]

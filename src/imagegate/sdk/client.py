@@ -24,6 +24,7 @@ from imagegate.sdk import _ops
 from imagegate.sdk._base import DEFAULT_TIMEOUT_S, BaseClient, Call, Op
 from imagegate.sdk._ops import DEFAULT_WAIT_S, OMIT, ImageInput, given
 from imagegate.sdk.tasks import AsyncTask, Model, Task
+from imagegate.sdk.webhooks import AsyncWebhooks, Webhooks
 
 T = TypeVar("T")
 
@@ -100,6 +101,10 @@ class Client(BaseClient):
     @cached_property
     def models(self) -> Models:
         return Models(self)
+
+    @cached_property
+    def webhooks(self) -> Webhooks:
+        return Webhooks(self)
 
     def close(self) -> None:
         self._http.close()
@@ -182,6 +187,10 @@ class AsyncClient(BaseClient):
     @cached_property
     def models(self) -> AsyncModels:
         return AsyncModels(self)
+
+    @cached_property
+    def webhooks(self) -> AsyncWebhooks:
+        return AsyncWebhooks(self)
 
     async def aclose(self) -> None:
         await self._http.aclose()

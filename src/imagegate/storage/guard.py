@@ -87,6 +87,19 @@ def precheck(url: str, policy: Policy, param: str) -> HttpUrl:
     return parsed
 
 
+async def precheck_resolving(url: str, policy: Policy, param: str) -> HttpUrl:
+    """``precheck``, and a named host's current addresses judged too (a webhook target given
+    at creation: ``localhost`` is refused then, not at each delivery). A name that does not
+    resolve now is let through: DNS may be late, and every request is checked again anyway."""
+    parsed = precheck(url, policy, param)
+    if parsed.address is None:
+        for address in await policy.resolver(parsed.host, parsed.port):
+            if not policy.admits(parsed, ipaddress.ip_address(address)):
+                message = f"{param}: {parsed.host} resolves to a private or reserved address"
+                raise GuardError(message, param=param)
+    return parsed
+
+
 async def checked_addresses(url: HttpUrl, policy: Policy, param: str) -> list[str]:
     """All addresses of ``url``'s host, each one admitted by ``policy``, or a GuardError."""
     literal = url.address

@@ -23,6 +23,7 @@ from imagegate.db.models import Task
 from imagegate.gateway import Gateway
 from imagegate.tasks import store
 from imagegate.tasks.status import TaskStatus
+from imagegate.webhooks import outbox
 
 
 @dataclass(frozen=True)
@@ -103,6 +104,7 @@ async def end_task(gw: Gateway, task_id: str, outcome: Outcome, fence: Fence = A
                 await store.forget_files(session, [f.id for f in files])
                 keys = [f.key for f in files]
             await session.refresh(ended)  # the settlement's columns, for the caller's view
+            await outbox.record_end(session, ended, now)  # webhooks: the event, and a delivery if asked
     if ended is None:
         keys = [image["key"] for image in outcome.images]  # this attempt lost: its outputs go
     await delete_keys(gw, keys)

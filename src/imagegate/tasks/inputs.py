@@ -156,10 +156,11 @@ async def classify(gw: Gateway, url: str, param: str) -> dict[str, Any] | Upload
     return {"kind": "url", "url": url}
 
 
-def check_callback_url(gw: Gateway, url: str | None, param: str = "callback_url") -> str | None:
-    """``url`` if a webhook could be delivered there as far as creation can tell, else a 400."""
+async def check_callback_url(gw: Gateway, url: str | None, param: str = "callback_url") -> str | None:
+    """``url`` if a webhook could be delivered there as far as creation can tell (its scheme,
+    and every address its host resolves to now), else a 400."""
     if url is not None:
-        guard.precheck(url, gw.fetch_policy, param)
+        await guard.precheck_resolving(url, gw.fetch_policy, param)
     return url
 
 
