@@ -260,19 +260,20 @@ class DiffusersProvider:
             fmt: Any = job.output_format
             return [encode_image(image, fmt, job.output_compression) for image in images]
         except Stopped:
-            log.info(
-                "provider %s: task %s stopped after step %d (canceled)",
-                self.name,
-                job.task_id,
-                job.steps_done,
-            )
             return None
         finally:
             handoff.close()
 
+    def _stopped(self, task_id: str, step: int, why: str) -> None:
+        log.info("provider %s: task %s stopped after step %d (%s)", self.name, task_id, step, why)
+
     async def run(self, request: ImageRequest) -> AsyncIterator[ProviderEvent]:
         yield Progress(0.0, f"waiting for {self.name}")
-        lane = await self._lane()
+        try:
+            lane = await self._lane()
+        except asyncio.CancelledError:
+            self._stopped(request.task_id, 0, "canceled while waiting for the pipeline")
+            raise
         loop = asyncio.get_running_loop()
         try:
             job = self._job(request, lane.size_step())
@@ -289,12 +290,13 @@ class DiffusersProvider:
         try:
             while (event := await handoff.get()) is not None:
                 yield event
-            images = await future
         except BaseException:  # canceled, timed out, or the reader stopped reading
             handoff.stop()
-            await asyncio.wait({future})  # at most one step more
+            await asyncio.wait({future})  # the pipeline ends its current step, then sees the flag
+            self._stopped(job.task_id, job.steps_done, f"canceled; {job.steps} asked")
             raise
-        if images is None:  # stopped without a cancel of ours: the provider is closing
+        images = await future  # done: the thread closed the handoff last
+        if images is None:  # unreachable: only the cancel above sets the flag
             raise ProviderError("the local model stopped", code="upstream_error", retryable=True)
         for index, image in enumerate(images):
             yield FinalImage(index, image)
