@@ -62,7 +62,8 @@ class Lane:
     def run(self, job: Job, emit: Emit) -> list[Image.Image]:
         init = None if job.source is None else fit_source(job.source, (job.width, job.height))
         pipe = self.text2image if init is None else self.image2image
-        generators = [torch.Generator("cpu").manual_seed(job.seed + i) for i in range(job.n)]
+        # Noise drawn on the CPU: a seed starts from the same latents on every device.
+        generators = [torch.Generator("cpu").manual_seed((job.seed + i) % 2**64) for i in range(job.n)]
         kwargs: dict[str, Any] = {
             "prompt": job.prompt,
             "negative_prompt": job.negative_prompt,
@@ -82,6 +83,8 @@ class Lane:
             images: list[Image.Image] = pipe(**kwargs).images
         except torch.OutOfMemoryError:
             raise ProviderError("the model ran out of device memory", retryable=True) from None
+        except ValueError as exc:  # diffusers' checks of its inputs (steps, sizes, strength)
+            raise ProviderError(str(exc), code="validation") from None
         return images
 
     def _callback(self, job: Job, emit: Emit) -> Callable[..., dict[str, Any]]:

@@ -40,6 +40,7 @@ from imagegate.providers.base import (
     SourceImage,
 )
 from imagegate.providers.config import ProviderConfig
+from imagegate.providers.offline import encode_image
 from imagegate.providers.registry import register_kind
 
 if TYPE_CHECKING:
@@ -226,7 +227,10 @@ class DiffusersProvider:
         if request.output_format not in FORMATS:
             raise ProviderError(f"{request.model} outputs png, jpeg or webp", code="validation")
         extra = request.extra
-        steps = int(_number(extra.get("steps"), DEFAULT_STEPS) or DEFAULT_STEPS)
+        asked = _number(extra.get("steps"), None)
+        steps = DEFAULT_STEPS if asked is None else int(asked)
+        if steps < 1:
+            raise ProviderError("steps must be at least 1", code="validation")
         strength = _number(extra.get("strength"), None) if request.action is Action.EDIT else None
         if strength is not None and int(steps * strength) < 1:
             raise ProviderError("steps x strength must make at least one step", code="validation")
@@ -253,8 +257,6 @@ class DiffusersProvider:
 
     def _work(self, lane: Lane, job: Job, handoff: _Handoff) -> list[GeneratedImage] | None:
         """The run on a pipeline thread: the images, or None when it stopped for a cancel."""
-        from imagegate.providers.offline import encode_image
-
         try:
             images = lane.run(job, handoff.put)
             fmt: Any = job.output_format
