@@ -14,6 +14,7 @@ import contextlib
 import io
 import json
 import logging
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,15 @@ import pytest
 from PIL import Image
 
 from imagegate.gateway import Gateway as Core
-from imagegate.providers.base import Action, FinalImage, ImageRequest, PartialImage, Progress, ProviderEvent
+from imagegate.providers.base import (
+    Action,
+    FinalImage,
+    ImageRequest,
+    PartialImage,
+    Progress,
+    ProviderEvent,
+    SourceImage,
+)
 from imagegate.providers.diffusers import EVENTS_AHEAD, DiffusersProvider
 from imagegate.queue import Queue
 from tests.conftest import Gateway, png_bytes, start_gateway
@@ -264,9 +273,7 @@ def test_progress_and_previews_reach_the_event_stream(gw: Gateway) -> None:
     assert [e.partial_index for e in edit if isinstance(e, PartialImage)] == [0]  # after step 2 of 4
 
 
-def _source() -> Any:
-    from imagegate.providers.base import SourceImage
-
+def _source() -> SourceImage:
     return SourceImage(png_bytes(64, 64, (10, 200, 30)), "image/png", 64, 64)
 
 
@@ -318,8 +325,9 @@ def test_a_canceled_task_frees_the_pipeline(gw: Gateway, caplog: pytest.LogCaptu
     )
     before, _ = balance(client)
     task_id = create(client, {"model": "tiny-sd", "prompt": "an endless fox", "steps": 1000})
+    deadline = time.monotonic() + 30
     while (status := client.get(f"/api/v1/tasks/{task_id}").json()["status"]) == "pending":
-        pass  # until a worker has it: then the pipeline is running its thousand steps
+        assert time.monotonic() < deadline, "no worker took the task"  # then it runs a thousand steps
     assert status == "processing"
     canceled = client.post(f"/api/v1/tasks/{task_id}/cancel")
     assert canceled.status_code == 200 and canceled.json()["status"] == "canceled", canceled.text
