@@ -296,6 +296,8 @@ class DiffusersProvider:
             handoff.stop()
             await asyncio.wait({future})  # the pipeline ends its current step, then sees the flag
             self._stopped(job.task_id, job.steps_done, f"canceled; {job.steps} asked")
+            if (error := future.exception()) is not None:  # it failed on its own meanwhile: moot
+                log.info("provider %s: task %s also failed: %r", self.name, job.task_id, error)
             raise
         images = await future  # done: the thread closed the handoff last
         if images is None:  # unreachable: only the cancel above sets the flag
