@@ -33,6 +33,7 @@ from imagegate.providers.base import (
     ProviderEvent,
     SourceImage,
 )
+from imagegate.providers.config import ProviderConfig
 from imagegate.providers.diffusers import EVENTS_AHEAD, DiffusersProvider
 from imagegate.queue import Queue
 from tests.conftest import Gateway, png_bytes, start_gateway
@@ -199,6 +200,7 @@ def request(prompt: str = "a red fox", **extra: Any) -> ImageRequest:
     action = Action.EDIT if "sources" in extra else Action.GENERATE
     sources = extra.pop("sources", ())
     partials = extra.pop("partial_images", 0)
+    n = extra.pop("n", 1)
     return ImageRequest(
         task_id=f"t-{prompt}",
         model="tiny-sd",
@@ -206,6 +208,7 @@ def request(prompt: str = "a red fox", **extra: Any) -> ImageRequest:
         prompt=prompt,
         width=64,
         height=64,
+        n=n,
         sources=sources,
         partial_images=partials,
         extra={"steps": 4, "guidance_scale": 4.0, **extra},
@@ -349,3 +352,22 @@ def test_a_missing_model_directory_fails_the_task_and_releases_the_hold(gw: Gate
     assert task["error_code"] == "model_unavailable"
     assert "missing" in task["error"] and "no-such-model" not in task["error"]  # no server paths to clients
     assert balance(client) == (before, 0)
+
+
+async def test_two_lanes_share_the_weights_and_keep_their_seeds(model_dir: Path) -> None:
+    config = ProviderConfig(
+        name="two", kind="diffusers", model_path=str(model_dir), device="cpu", max_concurrent=2
+    )
+    provider = DiffusersProvider(config)
+
+    async def final(seed: int, n: int = 1) -> list[bytes]:
+        events = [event async for event in provider.run(request(f"fox {seed}", seed=seed, n=n))]
+        return [event.image.data for event in events if isinstance(event, FinalImage)]
+
+    try:
+        together = await asyncio.gather(final(1), final(2))  # one on each lane, at the same time
+        assert together == [await final(1), await final(2)]
+        first, second = await final(3, n=2)  # n images: seeds 3 and 4
+        assert first != second
+    finally:
+        await provider.aclose()
