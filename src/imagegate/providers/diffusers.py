@@ -177,14 +177,7 @@ class DiffusersProvider:
             # Before diffusers and transformers import huggingface_hub: no hub, no telemetry.
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
             os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
-            try:
-                engine = importlib.import_module("imagegate.providers._diffusion")
-            except ImportError as exc:
-                log.error("provider %s: the diffusers extra is missing (%s): %s", self.name, exc, _INSTALL)
-                raise ProviderError(
-                    f"local models are not installed on this gateway ({_INSTALL})", code="model_unavailable"
-                ) from None
-            if not (self.path / "model_index.json").is_file():
+            if (missing := extra_missing()) is None and not (self.path / "model_index.json").is_file():
                 log.error(
                     "provider %s: no saved pipeline in %s (model_index.json missing)", self.name, self.path
                 )
@@ -192,6 +185,15 @@ class DiffusersProvider:
                     f"the files of this model are missing on this gateway (provider {self.name})",
                     code="model_unavailable",
                 )
+            try:
+                if missing is not None:
+                    raise ImportError(f"No module named {missing!r}")
+                engine = importlib.import_module("imagegate.providers._diffusion")
+            except ImportError as exc:
+                log.error("provider %s: the diffusers extra is missing (%s): %s", self.name, exc, _INSTALL)
+                raise ProviderError(
+                    f"local models are not installed on this gateway ({_INSTALL})", code="model_unavailable"
+                ) from None
             try:
                 lanes: list[Lane] = engine.load(
                     self.path, self._config.device, self._config.dtype, self.lanes
