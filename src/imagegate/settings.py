@@ -62,8 +62,9 @@ class Settings(BaseSettings):
     providers: list[ProviderConfig] = Field(
         default_factory=list,
         description="Upstream providers as JSON (or [[providers]] tables in the TOML file): name, kind "
-        "(openai, runapi, offline, fake), api_key_env (the NAME of the variable holding the key), "
-        "base_url, timeout_s, max_concurrent, max_retries, retry_base_s, retry_cap_s, poll_interval_s.",
+        "(openai, runapi, diffusers, offline, fake), api_key_env (the NAME of the variable holding the key), "
+        "base_url, timeout_s, max_concurrent, max_retries, retry_base_s, retry_cap_s, poll_interval_s; "
+        "diffusers: model_path, device, dtype, preview_every.",
     )
     breaker_failures: int = Field(
         5, ge=1, description="Consecutive retryable failures after which a provider is skipped."

@@ -1,6 +1,6 @@
 """Provider names to instances, built from settings.
 
-A kind (``openai``, ``runapi``, ``offline``, ``fake``) registers a factory with
+A kind (``openai``, ``runapi``, ``diffusers``, ``offline``, ``fake``) registers a factory with
 :func:`register_kind` when its module is imported; built-in kinds' modules are imported on
 first use, so a deployment that never calls OpenAI never imports its SDK. ``offline`` and
 ``fake`` are always there. With no providers configured and ``OPENAI_API_KEY`` set, an
@@ -28,6 +28,7 @@ _BUILTIN_MODULES = {
     "instant": "imagegate.providers.testing",
     "openai": "imagegate.providers.openai_images",
     "runapi": "imagegate.providers.runapi",
+    "diffusers": "imagegate.providers.diffusers",
 }
 ALWAYS = (
     ProviderConfig(name="offline", kind="offline"),
