@@ -10,19 +10,33 @@ from __future__ import annotations
 import asyncio
 import builtins
 import time
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Iterator
 from datetime import date
 from functools import cached_property
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
 import httpx
+from httpx_sse import EventSource, ServerSentEvent
 
 from imagegate.retry import MAX_RETRIES
 from imagegate.schemas import Balance, FileObject, Me, UsageReport
 from imagegate.sdk import _ops
-from imagegate.sdk._base import DEFAULT_TIMEOUT_S, BaseClient, Call, Op
+from imagegate.sdk._base import (
+    DEFAULT_TIMEOUT_S,
+    DROPPED,
+    ENDED,
+    BaseClient,
+    Call,
+    Connect,
+    Emit,
+    Op,
+    Sleep,
+    Step,
+    Transient,
+)
 from imagegate.sdk._ops import DEFAULT_WAIT_S, OMIT, ImageInput, given
+from imagegate.sdk.events import TaskEvent
 from imagegate.sdk.tasks import AsyncTask, Model, Task
 
 T = TypeVar("T")
@@ -44,18 +58,43 @@ class Client(BaseClient):
         self._http = http_client or httpx.Client(timeout=timeout)
 
     def run(self, op: Op[T]) -> T:
-        """Carry an operation's steps out, in order, until it returns."""
-        try:
-            step = next(op)
-            while True:
-                if isinstance(step, Call):
-                    step = op.send(self._send(step))
-                else:
-                    time.sleep(step.seconds)
-                    step = op.send(None)
-        except StopIteration as stop:
-            result: T = stop.value
-            return result
+        """Carry an operation's steps out, in order, until it returns (events it emits are dropped)."""
+        with _Stream(self) as stream:
+            try:
+                step = next(op)
+                while True:
+                    step = op.send(None if isinstance(step, Emit) else self._perform(step, stream))
+            except StopIteration as stop:
+                result: T = stop.value
+                return result
+            finally:
+                op.close()
+
+    def iterate(self, op: Op[Any]) -> Iterator[Any]:
+        """Carry an operation out, yielding the events it emits."""
+        with _Stream(self) as stream:
+            try:
+                step = next(op)
+                while True:
+                    if isinstance(step, Emit):
+                        yield step.event
+                        step = op.send(None)
+                    else:
+                        step = op.send(self._perform(step, stream))
+            except StopIteration:
+                return
+            finally:
+                op.close()
+
+    def _perform(self, step: Step, stream: _Stream) -> Any:
+        if isinstance(step, Call):
+            return self._send(step)
+        if isinstance(step, Sleep):
+            time.sleep(step.seconds)
+            return None
+        if isinstance(step, Connect):
+            return stream.open(step)
+        return stream.receive()
 
     def _send(self, call: Call) -> Any:
         attempt = 0
@@ -127,17 +166,41 @@ class AsyncClient(BaseClient):
         self._http = http_client or httpx.AsyncClient(timeout=timeout)
 
     async def run(self, op: Op[T]) -> T:
-        try:
-            step = next(op)
-            while True:
-                if isinstance(step, Call):
-                    step = op.send(await self._send(step))
-                else:
-                    await asyncio.sleep(step.seconds)
-                    step = op.send(None)
-        except StopIteration as stop:
-            result: T = stop.value
-            return result
+        async with _AsyncStream(self) as stream:
+            try:
+                step = next(op)
+                while True:
+                    step = op.send(None if isinstance(step, Emit) else await self._perform(step, stream))
+            except StopIteration as stop:
+                result: T = stop.value
+                return result
+            finally:
+                op.close()
+
+    async def iterate(self, op: Op[Any]) -> AsyncIterator[Any]:
+        async with _AsyncStream(self) as stream:
+            try:
+                step = next(op)
+                while True:
+                    if isinstance(step, Emit):
+                        yield step.event
+                        step = op.send(None)
+                    else:
+                        step = op.send(await self._perform(step, stream))
+            except StopIteration:
+                return
+            finally:
+                op.close()
+
+    async def _perform(self, step: Step, stream: _AsyncStream) -> Any:
+        if isinstance(step, Call):
+            return await self._send(step)
+        if isinstance(step, Sleep):
+            await asyncio.sleep(step.seconds)
+            return None
+        if isinstance(step, Connect):
+            return await stream.open(step)
+        return await stream.receive()
 
     async def _send(self, call: Call) -> Any:
         attempt = 0
@@ -193,6 +256,112 @@ class AsyncClient(BaseClient):
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self.aclose()
+
+
+# --- the one event stream an operation may hold open ----------------------------------
+
+
+class _Stream:
+    """The sync client's open event stream, read with httpx-sse; closed on reopen and exit."""
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+        self._response: httpx.Response | None = None
+        self._events: Iterator[ServerSentEvent] | None = None
+
+    def open(self, connect: Connect) -> str | Transient:
+        self.close()
+        http = self._client._http
+        try:
+            response = http.send(http.build_request(**self._client.stream_args(connect)), stream=True)
+        except httpx.TransportError as exc:
+            return Transient(self._client.connection_error(exc))
+        try:
+            if not response.is_success:
+                response.read()
+            answer = self._client.stream_answer(response)
+        except BaseException:
+            response.close()
+            raise
+        if answer != "open":
+            response.close()
+            return answer
+        self._response, self._events = response, EventSource(response).iter_sse()
+        return answer
+
+    def receive(self) -> ServerSentEvent | str:
+        if self._events is None:
+            return ENDED
+        try:
+            return next(self._events)
+        except StopIteration:
+            return ENDED
+        except httpx.TransportError:
+            return DROPPED
+
+    def close(self) -> None:
+        if self._response is not None:
+            self._response.close()
+        self._response = self._events = None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class _AsyncStream:
+    """The async twin of :class:`_Stream`."""
+
+    def __init__(self, client: AsyncClient) -> None:
+        self._client = client
+        self._response: httpx.Response | None = None
+        self._events: AsyncGenerator[ServerSentEvent, None] | None = None
+
+    async def open(self, connect: Connect) -> str | Transient:
+        await self.close()
+        http = self._client._http
+        try:
+            request = http.build_request(**self._client.stream_args(connect))
+            response = await http.send(request, stream=True)
+        except httpx.TransportError as exc:
+            return Transient(self._client.connection_error(exc))
+        try:
+            if not response.is_success:
+                await response.aread()
+            answer = self._client.stream_answer(response)
+        except BaseException:
+            await response.aclose()
+            raise
+        if answer != "open":
+            await response.aclose()
+            return answer
+        self._response, self._events = response, EventSource(response).aiter_sse()
+        return answer
+
+    async def receive(self) -> ServerSentEvent | str:
+        if self._events is None:
+            return ENDED
+        try:
+            return await anext(self._events)
+        except StopAsyncIteration:
+            return ENDED
+        except httpx.TransportError:
+            return DROPPED
+
+    async def close(self) -> None:
+        if self._events is not None:
+            await self._events.aclose()
+        if self._response is not None:
+            await self._response.aclose()
+        self._response = self._events = None
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
 
 
 # --- resources: thin twins over the shared operations -----------------------------------
@@ -356,7 +525,14 @@ class Tasks:
 
     def wait(self, task_id: str, *, timeout: float = DEFAULT_WAIT_S) -> Task:
         """The task once completed, failed or canceled (check with ``raise_for_status``)."""
-        return self._client.run(_ops.wait_task(task_id, self._client.task, timeout=timeout))
+        return self._client.run(_ops.wait_task(self._client, task_id, self._client.task, timeout=timeout))
+
+    def stream(self, task_id: str, *, timeout: float = DEFAULT_WAIT_S) -> Iterator[TaskEvent]:
+        """The task's events as they happen (status, progress, partial images), ending with a
+        :class:`TaskEndEvent` that carries the whole task; TaskTimeoutError after ``timeout``.
+        Server-Sent Events when the gateway has them, long polls otherwise."""
+        op = _ops.stream_task(self._client, task_id, self._client.task, timeout=timeout)
+        yield from self._client.iterate(op)
 
     def list(self, *, status: str | None = None, page_size: int = 20) -> Iterator[Task]:
         """Every task of the account, newest first, fetching pages as iteration needs them."""
@@ -385,7 +561,20 @@ class AsyncTasks:
         *,
         timeout: float = DEFAULT_WAIT_S,  # noqa: ASYNC109 - the task's deadline
     ) -> AsyncTask:
-        return await self._client.run(_ops.wait_task(task_id, self._client.task, timeout=timeout))
+        return await self._client.run(
+            _ops.wait_task(self._client, task_id, self._client.task, timeout=timeout)
+        )
+
+    async def stream(
+        self,
+        task_id: str,
+        *,
+        timeout: float = DEFAULT_WAIT_S,  # noqa: ASYNC109 - the task's deadline
+    ) -> AsyncIterator[TaskEvent]:
+        """See :meth:`Tasks.stream`."""
+        op = _ops.stream_task(self._client, task_id, self._client.task, timeout=timeout)
+        async for event in self._client.iterate(op):
+            yield event
 
     async def list(self, *, status: str | None = None, page_size: int = 20) -> AsyncIterator[AsyncTask]:
         after: str | None = None
