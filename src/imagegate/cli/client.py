@@ -398,11 +398,9 @@ def login(
 
 @app.command(rich_help_panel=CLIENT)
 def mcp(profile: Profile = None, base_url: BaseUrl = None, api_key: ApiKey = None) -> None:
-    """Serve the gateway to agents over MCP (stdio): models, prices, generate, edit, tasks, balance."""
-    try:
-        from imagegate.mcp_server import build
-    except ImportError:
-        err.print("[red]error:[/red] the MCP server needs the mcp package: pip install 'imagegate[mcp]'")
-        raise typer.Exit(1) from None
+    """Serve the gateway to agents over MCP (stdio): models, prices, generate, edit, tasks, balance.
+    (The gateway itself serves the same tools at /mcp over streamable HTTP.)"""
+    from imagegate.mcp_server import for_stdio  # imported here: the other commands start faster
+
     chosen = profiles.resolve(profile, base_url, api_key)
-    build(chosen.api_key, chosen.base_url).run("stdio")
+    for_stdio(chosen.api_key, chosen.base_url).run("stdio")
