@@ -254,6 +254,10 @@ def _follow_events(
             if sse.id:
                 last_id = sse.id
             event = events.parse(sse.event, sse.data, sse.id, wrap)
+            if event is None and sse.event in events.END_EVENTS:  # an end we could not read: ask
+                ended = yield from get_task(task_id, wrap)
+                if ended.done:
+                    event = events.TaskEndEvent(task_id=task_id, event_id=None, task=ended)
             if event is None:
                 continue
             yield Emit(event)
