@@ -16,6 +16,7 @@ from typer.testing import CliRunner, Result
 
 from imagegate.cli import app
 from tests.conftest import Gateway, png_bytes
+from tests.integration.test_sdk_stream import TASK_ID, EventServer, events  # noqa: F401 (a fixture)
 
 IMAGEGATE = Path(sys.executable).parent / "imagegate"
 
@@ -157,3 +158,15 @@ def test_generate_as_a_subprocess(env: dict[str, str], tmp_path: Path) -> None:
     assert done.stdout.strip() == str(tmp_path / "fox.webp")
     with Image.open(tmp_path / "fox.webp") as image:
         assert image.format == "WEBP"
+
+
+def test_progress_follows_the_event_stream(events: EventServer, tmp_path: Path) -> None:  # noqa: F811
+    env = {"IMAGEGATE_API_KEY": "k", "IMAGEGATE_BASE_URL": events.base_url, "IMAGEGATE_PROFILE": "",
+           "XDG_CONFIG_HOME": str(tmp_path / "config"), "COLUMNS": "200"}  # fmt: skip
+    shown = run(env, "tasks", "wait", TASK_ID)
+    assert shown.exit_code == 0, shown.output
+    assert shown.stdout == f"{TASK_ID} completed\n"
+    assert "gpt-image-2 completed" in shown.stderr and "previews: 1" in shown.stderr
+    assert "100%" in shown.stderr and "completed in" in shown.stderr
+    quiet = run(env, "tasks", "wait", TASK_ID, "--quiet", "--json")
+    assert quiet.stderr == "" and json.loads(quiet.stdout)["status"] == "completed"
