@@ -67,8 +67,9 @@ async def _follow(sdk: AsyncClient, ctx: Context, task: AsyncTask, max_wait_s: f
     """The task once ended, or as it stands when the wait runs out, reporting progress (0..1)
     on the way; a no-op for the progress when the client sent no progress token."""
     partials = 0
+    events = sdk.tasks.stream(task.id, timeout=min(max(max_wait_s, 0.0), MAX_WAIT_S))
     try:
-        async for event in sdk.tasks.stream(task.id, timeout=min(max(max_wait_s, 0.0), MAX_WAIT_S)):
+        async for event in events:
             if isinstance(event, StatusEvent):
                 await ctx.report_progress(_STAGES.get(event.status, 0.0), 1.0, event.status)
             elif isinstance(event, ProgressEvent):
@@ -83,6 +84,8 @@ async def _follow(sdk: AsyncClient, ctx: Context, task: AsyncTask, max_wait_s: f
     except TaskTimeoutError as exc:
         still: AsyncTask = exc.task  # type: ignore[assignment]
         return still
+    finally:
+        await events.aclose()  # the stream's connection, when it returned before the end
     return await sdk.tasks.get(task.id)
 
 

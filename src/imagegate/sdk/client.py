@@ -11,6 +11,7 @@ import asyncio
 import builtins
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Iterator
+from contextlib import aclosing
 from datetime import date
 from functools import cached_property
 from types import TracebackType
@@ -177,7 +178,7 @@ class AsyncClient(BaseClient):
             finally:
                 op.close()
 
-    async def iterate(self, op: Op[Any]) -> AsyncIterator[Any]:
+    async def iterate(self, op: Op[Any]) -> AsyncGenerator[Any, None]:
         async with _AsyncStream(self) as stream:
             try:
                 step = next(op)
@@ -570,11 +571,12 @@ class AsyncTasks:
         task_id: str,
         *,
         timeout: float = DEFAULT_WAIT_S,  # noqa: ASYNC109 - the task's deadline
-    ) -> AsyncIterator[TaskEvent]:
+    ) -> AsyncGenerator[TaskEvent, None]:
         """See :meth:`Tasks.stream`."""
         op = _ops.stream_task(self._client, task_id, self._client.task, timeout=timeout)
-        async for event in self._client.iterate(op):
-            yield event
+        async with aclosing(self._client.iterate(op)) as events:  # closed, stream and all, on break
+            async for event in events:
+                yield event
 
     async def list(self, *, status: str | None = None, page_size: int = 20) -> AsyncIterator[AsyncTask]:
         after: str | None = None
