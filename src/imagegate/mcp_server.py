@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
@@ -110,7 +111,13 @@ async def _answer(sdk: AsyncClient, task: AsyncTask, *, end_is_error: bool = Tru
 
 def build(connect: Connector) -> MCPServer[Any]:
     """The server with its tools; each call opens its client through ``connect``."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
     server: MCPServer[Any] = MCPServer("imagegate", instructions=INSTRUCTIONS, version=__version__)
+    # MCPServer configures the root logger (basicConfig: INFO, rich, stderr). How the gateway
+    # logs is the operator's choice (IMAGEGATE_LOG_LEVEL), so what it changed is put back.
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
     @asynccontextmanager
     async def client(ctx: Context) -> AsyncIterator[AsyncClient]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import io
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -16,6 +17,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp_types import ImageContent
 from PIL import Image
 
+from imagegate.mcp_server import for_stdio
 from tests.acceptance.test_mcp import TOOLS, structured
 from tests.conftest import Gateway
 
@@ -101,3 +103,15 @@ async def test_image_tools_wait_a_bounded_time_and_report_failures(gateway: Gate
         read: Any = structured(await session.call_tool("get_task", {"task_id": task["id"]}))
         assert read["id"] == task["id"]
     assert gateway.client(key).post(f"/api/v1/tasks/{task['id']}/cancel").status_code == 200
+
+
+def test_building_the_mcp_server_leaves_logging_alone() -> None:
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level)
+    root.handlers[:] = []  # as in a fresh process, where basicConfig would take effect
+    try:
+        for_stdio("ig_x", "http://127.0.0.1:9")
+        assert (root.handlers, root.level) == ([], saved[1])
+    finally:
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
