@@ -19,7 +19,7 @@ from PIL import Image
 
 from imagegate.mcp_server import for_stdio
 from tests.acceptance.test_mcp import TOOLS, structured
-from tests.conftest import Gateway
+from tests.conftest import Gateway, png_bytes
 
 
 @asynccontextmanager
@@ -100,6 +100,11 @@ async def test_image_tools_wait_a_bounded_time_and_report_failures(gateway: Gate
         assert failed.is_error and "failed" in failed.content[0].text
         refused = await session.call_tool("text_to_image", {"prompt": "a fox", "aspect_ratio": "7:1"})
         assert refused.is_error and "aspect_ratio" in refused.content[0].text
+        inline = "data:image/png;base64," + base64.b64encode(png_bytes(600, 600)).decode()
+        edited = structured(
+            await session.call_tool("edit_image", {"prompt": "night", "image_urls": [inline]})
+        )
+        assert edited["status"] == "completed"
         read: Any = structured(await session.call_tool("get_task", {"task_id": task["id"]}))
         assert read["id"] == task["id"]
     assert gateway.client(key).post(f"/api/v1/tasks/{task['id']}/cancel").status_code == 200

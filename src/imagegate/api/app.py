@@ -69,7 +69,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = SYSTEM_CLOCK)
     app.include_router(openai.router)
     app.include_router(admin.router)
     app.include_router(billing.router)
-    mcp_sessions = mcp_http.mount(app)
+    mcp_sessions = mcp_http.mount(app, settings)
     app.include_router(runapi.router)  # last: its /{service}/{id} patterns are the broadest
     install_openapi(app)
     return app

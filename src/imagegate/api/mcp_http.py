@@ -23,10 +23,11 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from imagegate import mcp_server
-from imagegate.api.deps import principal
+from imagegate.api.deps import MAX_JSON_BYTES_EXTRA, principal
 from imagegate.api.errors import error_response
 from imagegate.errors import GatewayError
 from imagegate.sdk import AsyncClient
+from imagegate.settings import Settings
 
 PATH = "/mcp"
 
@@ -64,14 +65,17 @@ class _Endpoint:
         await self.manager.handle_request(scope, receive, send)
 
 
-def mount(app: FastAPI) -> StreamableHTTPSessionManager:
+def mount(app: FastAPI, settings: Settings) -> StreamableHTTPSessionManager:
     """Add ``/mcp`` to ``app``; the returned manager must run (``async with manager.run()``)
     for as long as the app serves, which the app's lifespan does."""
     server = mcp_server.build(_in_process)
     # The Bearer key is the guard: a page that rebinds DNS to this host cannot send one, so
     # the Host/Origin allow-list (which would refuse every public host name) stays off.
     security = TransportSecuritySettings(enable_dns_rebinding_protection=False)
-    server.streamable_http_app(stateless_http=True, transport_security=security)
+    largest = settings.max_upload_bytes * 2 + MAX_JSON_BYTES_EXTRA  # as a JSON body: data: URLs fit
+    server.streamable_http_app(
+        stateless_http=True, transport_security=security, max_request_body_size=largest
+    )
     manager = server.session_manager
     endpoint = _Endpoint(manager)  # an ASGI app, not a request handler: Starlette passes scope on
     app.router.routes.append(
