@@ -81,6 +81,8 @@ def test_edit_takes_images_then_the_prompt(env: dict[str, str], tmp_path: Path) 
     assert (tmp_path / "night.png").is_file()
     missing = run(env, "edit", str(tmp_path / "nope.png"), "make it night")
     assert missing.exit_code == 4 and "no such image file" in missing.stderr
+    masked = run(env, "edit", str(first), "make it night", "--mask", str(second))
+    assert masked.exit_code == 4 and "mask_url" in masked.stderr  # uploaded, sent; no model takes one yet
 
 
 def test_exit_codes_follow_the_error(gateway: Gateway, env: dict[str, str]) -> None:
