@@ -15,6 +15,8 @@ from PIL import Image
 from typer.testing import CliRunner, Result
 
 from imagegate.cli import app
+from imagegate.cli.client import SaveFormat
+from imagegate.sdk.tasks import SAVE_FORMATS
 from tests.conftest import Gateway, png_bytes
 from tests.integration.test_sdk_stream import TASK_ID, EventServer, events  # noqa: F401 (a fixture)
 
@@ -58,6 +60,16 @@ def test_generate_converts_format_and_json_names_the_saved_file(env: dict[str, s
     (saved,) = body["saved"]
     with Image.open(saved) as image:
         assert image.format == "JPEG"
+
+
+def test_format_gif_and_an_unknown_format(env: dict[str, str], tmp_path: Path) -> None:
+    saved = run(env, "generate", "a fox", "-o", str(tmp_path / "fox.gif"), "--format", "gif", "-q")
+    assert saved.exit_code == 0, saved.output
+    with Image.open(tmp_path / "fox.gif") as image:
+        assert image.format == "GIF"
+    refused = run(env, "generate", "a fox", "--format", "bmp")
+    assert refused.exit_code == 2 and "bmp" in refused.stderr  # a usage error, before any task
+    assert tuple(SaveFormat) == SAVE_FORMATS
 
 
 def test_no_wait_prints_the_id_and_tasks_commands_follow_it(env: dict[str, str]) -> None:

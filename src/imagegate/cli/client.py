@@ -13,6 +13,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from enum import StrEnum
 from itertools import islice
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -168,7 +169,18 @@ Aspect = Annotated[str | None, typer.Option("--aspect", help="Aspect ratio, e.g.
 Quality = Annotated[str | None, typer.Option("--quality", help="Quality (models priced by it).")]
 Resolution = Annotated[str | None, typer.Option("--resolution", help="Output resolution: 1k, 2k, 4k.")]
 Model = Annotated[str | None, typer.Option("--model", "-m", help="Model id or alias.")]
-Format = Annotated[str | None, typer.Option("--format", help="Save as png, jpeg or webp.")]
+
+
+class SaveFormat(StrEnum):
+    """What ``--format`` converts to (``Task.save``'s formats; a test keeps the two equal)."""
+
+    png = "png"
+    jpeg = "jpeg"
+    webp = "webp"
+    gif = "gif"
+
+
+Format = Annotated[SaveFormat | None, typer.Option("--format", help="Save as png, jpeg, webp or gif.")]
 NoWait = Annotated[bool, typer.Option("--no-wait", help="Print the task id and return.")]
 
 
