@@ -44,6 +44,7 @@ DEFAULT_WAIT_S = 300.0
 POLL_FIRST_S = 0.2  # polling a gateway without long polls starts quick
 POLL_MAX_S = 2.0  # and slows to this
 LONG_POLL_S = 25.0  # one long poll holds at most this long (the gateway allows 60)
+PENDING_POLL_S = 2.0  # and this long while the task is still pending
 LONG_POLL_MARGIN_S = 10.0  # a long poll's read timeout exceeds its wait by this much
 STREAM_SILENCE_S = 45.0  # heartbeats come every 15 s: a stream silent this long is reopened
 _MAGIC = ((b"\x89PNG", "image/png"), (b"\xff\xd8\xff", "image/jpeg"), (b"GIF8", "image/gif"))
@@ -279,7 +280,10 @@ def _follow_polls(
     pause = POLL_FIRST_S
     while True:
         left = deadline - time.monotonic()
-        wait = min(max(left, 0.0), LONG_POLL_S) if seen is not None else 0.0
+        # The gateway's long poll wakes at the end only: a pending task is asked again sooner,
+        # so the move to processing shows.
+        hold = {None: 0.0, "pending": PENDING_POLL_S}.get(seen, LONG_POLL_S)
+        wait = min(max(left, 0.0), hold)
         asked = time.monotonic()
         task = yield from get_task(task_id, wrap, wait=wait)
         if task.done:
