@@ -18,25 +18,13 @@ from types import TracebackType
 from typing import Any, Self, TypeVar
 
 import httpx
-from httpx_sse import EventSource, ServerSentEvent
 
 from imagegate.retry import MAX_RETRIES
 from imagegate.schemas import Balance, FileObject, Me, UsageReport
 from imagegate.sdk import _ops
-from imagegate.sdk._base import (
-    DEFAULT_TIMEOUT_S,
-    DROPPED,
-    ENDED,
-    BaseClient,
-    Call,
-    Connect,
-    Emit,
-    Op,
-    Sleep,
-    Step,
-    Transient,
-)
+from imagegate.sdk._base import DEFAULT_TIMEOUT_S, BaseClient, Call, Connect, Emit, Op, Sleep, Step
 from imagegate.sdk._ops import DEFAULT_WAIT_S, OMIT, ImageInput, given
+from imagegate.sdk._streams import AsyncStream, SyncStream
 from imagegate.sdk.events import TaskEvent
 from imagegate.sdk.tasks import AsyncTask, Model, Task
 
@@ -60,7 +48,7 @@ class Client(BaseClient):
 
     def run(self, op: Op[T]) -> T:
         """Carry an operation's steps out, in order, until it returns (events it emits are dropped)."""
-        with _Stream(self) as stream:
+        with SyncStream(self, self._http) as stream:
             try:
                 step = next(op)
                 while True:
@@ -73,7 +61,7 @@ class Client(BaseClient):
 
     def iterate(self, op: Op[Any]) -> Iterator[Any]:
         """Carry an operation out, yielding the events it emits."""
-        with _Stream(self) as stream:
+        with SyncStream(self, self._http) as stream:
             try:
                 step = next(op)
                 while True:
@@ -87,7 +75,7 @@ class Client(BaseClient):
             finally:
                 op.close()
 
-    def _perform(self, step: Step, stream: _Stream) -> Any:
+    def _perform(self, step: Step, stream: SyncStream) -> Any:
         if isinstance(step, Call):
             return self._send(step)
         if isinstance(step, Sleep):
@@ -167,7 +155,7 @@ class AsyncClient(BaseClient):
         self._http = http_client or httpx.AsyncClient(timeout=timeout)
 
     async def run(self, op: Op[T]) -> T:
-        async with _AsyncStream(self) as stream:
+        async with AsyncStream(self, self._http) as stream:
             try:
                 step = next(op)
                 while True:
@@ -179,7 +167,7 @@ class AsyncClient(BaseClient):
                 op.close()
 
     async def iterate(self, op: Op[Any]) -> AsyncGenerator[Any, None]:
-        async with _AsyncStream(self) as stream:
+        async with AsyncStream(self, self._http) as stream:
             try:
                 step = next(op)
                 while True:
@@ -193,7 +181,7 @@ class AsyncClient(BaseClient):
             finally:
                 op.close()
 
-    async def _perform(self, step: Step, stream: _AsyncStream) -> Any:
+    async def _perform(self, step: Step, stream: AsyncStream) -> Any:
         if isinstance(step, Call):
             return await self._send(step)
         if isinstance(step, Sleep):
@@ -257,112 +245,6 @@ class AsyncClient(BaseClient):
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self.aclose()
-
-
-# --- the one event stream an operation may hold open ----------------------------------
-
-
-class _Stream:
-    """The sync client's open event stream, read with httpx-sse; closed on reopen and exit."""
-
-    def __init__(self, client: Client) -> None:
-        self._client = client
-        self._response: httpx.Response | None = None
-        self._events: Iterator[ServerSentEvent] | None = None
-
-    def open(self, connect: Connect) -> str | Transient:
-        self.close()
-        http = self._client._http
-        try:
-            response = http.send(http.build_request(**self._client.stream_args(connect)), stream=True)
-        except httpx.TransportError as exc:
-            return Transient(self._client.connection_error(exc))
-        try:
-            if not response.is_success:
-                response.read()
-            answer = self._client.stream_answer(response)
-        except BaseException:
-            response.close()
-            raise
-        if answer != "open":
-            response.close()
-            return answer
-        self._response, self._events = response, EventSource(response).iter_sse()
-        return answer
-
-    def receive(self) -> ServerSentEvent | str:
-        if self._events is None:
-            return ENDED
-        try:
-            return next(self._events)
-        except StopIteration:
-            return ENDED
-        except httpx.TransportError:
-            return DROPPED
-
-    def close(self) -> None:
-        if self._response is not None:
-            self._response.close()
-        self._response = self._events = None
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-class _AsyncStream:
-    """The async twin of :class:`_Stream`."""
-
-    def __init__(self, client: AsyncClient) -> None:
-        self._client = client
-        self._response: httpx.Response | None = None
-        self._events: AsyncGenerator[ServerSentEvent, None] | None = None
-
-    async def open(self, connect: Connect) -> str | Transient:
-        await self.close()
-        http = self._client._http
-        try:
-            request = http.build_request(**self._client.stream_args(connect))
-            response = await http.send(request, stream=True)
-        except httpx.TransportError as exc:
-            return Transient(self._client.connection_error(exc))
-        try:
-            if not response.is_success:
-                await response.aread()
-            answer = self._client.stream_answer(response)
-        except BaseException:
-            await response.aclose()
-            raise
-        if answer != "open":
-            await response.aclose()
-            return answer
-        self._response, self._events = response, EventSource(response).aiter_sse()
-        return answer
-
-    async def receive(self) -> ServerSentEvent | str:
-        if self._events is None:
-            return ENDED
-        try:
-            return await anext(self._events)
-        except StopAsyncIteration:
-            return ENDED
-        except httpx.TransportError:
-            return DROPPED
-
-    async def close(self) -> None:
-        if self._events is not None:
-            await self._events.aclose()
-        if self._response is not None:
-            await self._response.aclose()
-        self._response = self._events = None
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
 
 
 # --- resources: thin twins over the shared operations -----------------------------------
