@@ -41,6 +41,9 @@ def test_mcp_needs_a_valid_key(gateway: Gateway) -> None:
         refused = httpx.post(f"{gateway.base_url}/mcp", json=hello, headers={**accept, **headers})
         assert refused.status_code == 401
         assert refused.json()["error"]["code"] == "authentication"
+    key = gateway.new_account()[1]
+    listen = httpx.get(f"{gateway.base_url}/mcp", headers={**accept, "Authorization": f"Bearer {key}"})
+    assert listen.status_code == 405  # stateless: no standalone stream to hold open
 
 
 async def test_tools_act_as_the_callers_key_and_report_progress(gateway: Gateway) -> None:

@@ -78,7 +78,7 @@ def mount(app: FastAPI, settings: Settings) -> StreamableHTTPSessionManager:
     )
     manager = server.session_manager
     endpoint = _Endpoint(manager)  # an ASGI app, not a request handler: Starlette passes scope on
-    app.router.routes.append(
-        Route(PATH, endpoint, methods=["GET", "POST", "DELETE"], include_in_schema=False)
-    )
+    # No GET: a stateless server has nothing to push outside a request's own answer, and an
+    # idle stream would hold a connection open for nothing (MCP allows 405 here).
+    app.router.routes.append(Route(PATH, endpoint, methods=["POST", "DELETE"], include_in_schema=False))
     return manager
