@@ -12,18 +12,8 @@ import uvicorn
 from fastapi import FastAPI
 
 from imagegate import __version__
-from imagegate.api import (
-    admin,
-    billing,
-    catalog,
-    errors,
-    file_uploads,
-    files,
-    mcp_http,
-    openai,
-    runapi,
-    stored_files,
-)
+from imagegate.api import admin, billing, catalog, errors, file_uploads, files, openai, runapi, stored_files
+from imagegate.api.mcp_http import mount as mount_mcp
 from imagegate.api.models import Health
 from imagegate.api.openapi import install as install_openapi
 from imagegate.clock import SYSTEM_CLOCK, Clock
@@ -69,7 +59,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = SYSTEM_CLOCK)
     app.include_router(openai.router)
     app.include_router(admin.router)
     app.include_router(billing.router)
-    mcp_sessions = mcp_http.mount(app, settings)
+    mcp_sessions = mount_mcp(app, settings)
     app.include_router(runapi.router)  # last: its /{service}/{id} patterns are the broadest
     install_openapi(app)
     return app
