@@ -8,6 +8,7 @@ from typing import Any
 
 from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
+from mcp_types import ImageContent
 
 from tests.conftest import Gateway
 from tests.serving import IMAGEGATE
@@ -48,10 +49,18 @@ async def test_agent_lists_prices_generates_edits_and_checks_the_balance(gateway
         assert info["lifecycle"]["successor"] == "gpt-image-2"
         price = structured(await session.call_tool("check_pricing", {"model": "gpt-image-1.5"}))
         assert price["price"]["matrix_micro"] == {"medium": 40000, "high": 220000}
-        task = structured(
-            await session.call_tool("text_to_image", {"prompt": "a red fox", "aspect_ratio": "3:2"})
+        progress: list[tuple[float, float | None, str | None]] = []
+
+        async def on_progress(value: float, total: float | None, message: str | None) -> None:
+            progress.append((value, total, message))
+
+        drawn = await session.call_tool(
+            "text_to_image", {"prompt": "a red fox", "aspect_ratio": "3:2"}, progress_callback=on_progress
         )
+        task = structured(drawn)
         assert task["status"] == "completed" and task["images"][0]["width"] > task["images"][0]["height"]
+        assert progress[-1] == (1.0, 1.0, "completed")
+        assert any(isinstance(block, ImageContent) for block in drawn.content)
         edited = structured(
             await session.call_tool(
                 "edit_image", {"prompt": "night", "image_urls": [task["images"][0]["url"]]}

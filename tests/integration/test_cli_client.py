@@ -15,7 +15,10 @@ from PIL import Image
 from typer.testing import CliRunner, Result
 
 from imagegate.cli import app
+from imagegate.cli.client import SaveFormat
+from imagegate.sdk.tasks import SAVE_FORMATS
 from tests.conftest import Gateway, png_bytes
+from tests.integration.test_sdk_stream import TASK_ID, EventServer, events  # noqa: F401 (a fixture)
 
 IMAGEGATE = Path(sys.executable).parent / "imagegate"
 
@@ -59,6 +62,16 @@ def test_generate_converts_format_and_json_names_the_saved_file(env: dict[str, s
         assert image.format == "JPEG"
 
 
+def test_format_gif_and_an_unknown_format(env: dict[str, str], tmp_path: Path) -> None:
+    saved = run(env, "generate", "a fox", "-o", str(tmp_path / "fox.gif"), "--format", "gif", "-q")
+    assert saved.exit_code == 0, saved.output
+    with Image.open(tmp_path / "fox.gif") as image:
+        assert image.format == "GIF"
+    refused = run(env, "generate", "a fox", "--format", "bmp")
+    assert refused.exit_code == 2 and "bmp" in refused.stderr  # a usage error, before any task
+    assert tuple(SaveFormat) == SAVE_FORMATS
+
+
 def test_no_wait_prints_the_id_and_tasks_commands_follow_it(env: dict[str, str]) -> None:
     created = run(env, "generate", "a fox", "--no-wait")
     assert created.exit_code == 0, created.output
@@ -80,6 +93,8 @@ def test_edit_takes_images_then_the_prompt(env: dict[str, str], tmp_path: Path) 
     assert (tmp_path / "night.png").is_file()
     missing = run(env, "edit", str(tmp_path / "nope.png"), "make it night")
     assert missing.exit_code == 4 and "no such image file" in missing.stderr
+    masked = run(env, "edit", str(first), "make it night", "--mask", str(second))
+    assert masked.exit_code == 4 and "mask_url" in masked.stderr  # uploaded, sent; no model takes one yet
 
 
 def test_exit_codes_follow_the_error(gateway: Gateway, env: dict[str, str]) -> None:
@@ -157,3 +172,15 @@ def test_generate_as_a_subprocess(env: dict[str, str], tmp_path: Path) -> None:
     assert done.stdout.strip() == str(tmp_path / "fox.webp")
     with Image.open(tmp_path / "fox.webp") as image:
         assert image.format == "WEBP"
+
+
+def test_progress_follows_the_event_stream(events: EventServer, tmp_path: Path) -> None:  # noqa: F811
+    env = {"IMAGEGATE_API_KEY": "k", "IMAGEGATE_BASE_URL": events.base_url, "IMAGEGATE_PROFILE": "",
+           "XDG_CONFIG_HOME": str(tmp_path / "config"), "COLUMNS": "200"}  # fmt: skip
+    shown = run(env, "tasks", "wait", TASK_ID)
+    assert shown.exit_code == 0, shown.output
+    assert shown.stdout == f"{TASK_ID} completed\n"
+    assert "gpt-image-2 completed" in shown.stderr and "previews: 1" in shown.stderr
+    assert "100%" in shown.stderr and "completed in" in shown.stderr
+    quiet = run(env, "tasks", "wait", TASK_ID, "--quiet", "--json")
+    assert quiet.stderr == "" and json.loads(quiet.stdout)["status"] == "completed"

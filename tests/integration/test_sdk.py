@@ -10,6 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from PIL import Image
 
@@ -26,7 +27,7 @@ from imagegate import (
     TaskTimeoutError,
     ValidationError,
 )
-from imagegate.sdk.errors import ServiceUnavailableError
+from imagegate.sdk.errors import PayloadTooLargeError, ServiceUnavailableError, UnsupportedMediaTypeError
 from tests.conftest import Gateway, png_bytes
 
 
@@ -138,6 +139,21 @@ def test_errors_mirror_the_gateway_codes(gateway: Gateway) -> None:
             poor.tasks.get("00000000-0000-0000-0000-000000000000")
 
 
+def test_uploads_and_limits_raise_their_classes(gateway: Gateway) -> None:
+    with Client(api_key=gateway.new_account(tier=None)[1], base_url=gateway.base_url, max_retries=0) as free:
+        gif = io.BytesIO()
+        Image.new("RGB", (8, 8)).save(gif, "GIF")
+        with pytest.raises(UnsupportedMediaTypeError):
+            free.files.upload(gif.getvalue(), file_name="a.gif")
+        with pytest.raises(PayloadTooLargeError):
+            free.files.upload(png_bytes() + b"\0" * gateway.settings.max_upload_bytes)
+        stalled = free.images.generate("[stall:60] one at a time", wait=False)
+        with pytest.raises(RateLimitError) as limited:  # the free tier runs one task at a time
+            free.images.generate("a fox", wait=False)
+        assert limited.value.status_code == 429 and limited.value.retry_after is not None
+        free.tasks.cancel(stalled.id)
+
+
 def test_same_idempotency_key_gives_the_same_task(client: Client) -> None:
     first = client.images.generate("a fox", idempotency_key="fox-1", wait=False)
     second = client.images.generate("a fox", idempotency_key="fox-1", wait=False)
@@ -156,10 +172,22 @@ async def test_async_twin_does_the_same(gateway: Gateway, tmp_path: Path) -> Non
         Image.new("RGB", (20, 20)).save(buffer, "PNG")
         edited = await sdk.images.edit("night", images=[buffer.getvalue()])
         assert edited.status == "completed"
+        uploaded = await sdk.files.upload(path)
+        with pytest.raises(ValidationError) as no_mask:  # uploaded and passed on; no model takes one yet
+            await sdk.images.edit("snow", images=uploaded.url, mask=buffer.getvalue())
+        assert no_mask.value.param == "mask_url"
+        again = await sdk.images.edit("snow", images=uploaded.url, model="gpt-image-1.5", aspect_ratio="1:1",
+                                      quality="medium")  # fmt: skip
+        assert (await sdk.tasks.get(again.id)).images == again.images
         listed = [t.id async for t in sdk.tasks.list(page_size=1)]
-        assert listed == [edited.id, task.id]
+        assert listed == [again.id, edited.id, task.id]
         assert (await sdk.account.balance()).tier == "tier2"
+        assert (await sdk.account.me()).tier.name == "tier2"
+        assert sum(row.calls for row in (await sdk.account.usage()).data) == 3
         assert any(m.id == "gpt-image-2" for m in await sdk.models.list())
+        assert (await sdk.models.retrieve("gpt-image-1.5-2025-12-16")).id == "gpt-image-1.5"
+        with pytest.raises(NotFoundError):
+            await sdk.models.retrieve("dall-e-9")
         with pytest.raises(TaskFailedError):
             await sdk.images.generate("[fail] no")
         pending = await sdk.images.generate("[stall:60] wait", wait=False)
@@ -263,3 +291,75 @@ def test_an_unreachable_gateway_is_a_connection_error() -> None:
     ):
         sdk.account.me()
     assert "127.0.0.1:9" in str(caught.value)
+
+
+# --- an answer lost on the way back: the retry finds the first task ---------------------
+
+
+@dataclass
+class Proxy:
+    """A loopback relay to the gateway that loses the answer to the first task creation: the
+    gateway made the task, the client sees the connection close."""
+
+    base_url: str = ""
+    lose_next_create: bool = True
+    create_keys: list[str | None] = field(default_factory=list)
+
+
+@pytest.fixture
+def proxy(gateway: Gateway) -> Iterator[Proxy]:
+    state = Proxy()
+    upstream = httpx.Client(base_url=gateway.base_url, timeout=60)
+    skip = {"host", "content-length", "connection", "accept-encoding"}
+
+    class Handler(BaseHTTPRequestHandler):
+        def _relay(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            headers = {k: v for k, v in self.headers.items() if k.lower() not in skip}
+            answer = upstream.request(self.command, self.path, content=body, headers=headers)
+            if self.command == "POST" and self.path.endswith("/text_to_image"):
+                state.create_keys.append(self.headers.get("Idempotency-Key"))
+                if state.lose_next_create:
+                    state.lose_next_create = False
+                    self.close_connection = True
+                    return  # no answer at all
+            self.send_response(answer.status_code)
+            for name, value in answer.headers.items():
+                if name.lower() not in {
+                    "content-encoding",
+                    "transfer-encoding",
+                    "content-length",
+                    "connection",
+                }:
+                    self.send_header(name, value)
+            self.send_header("Content-Length", str(len(answer.content)))
+            self.end_headers()
+            self.wfile.write(answer.content)
+
+        do_GET = do_POST = _relay
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    state.base_url = f"http://127.0.0.1:{server.server_address[1]}"
+    yield state
+    server.shutdown()
+    server.server_close()
+    upstream.close()
+
+
+def test_an_idempotent_retry_after_a_lost_answer_is_charged_once(gateway: Gateway, proxy: Proxy) -> None:
+    params: dict[str, Any] = {"model": "gpt-image-1.5", "aspect_ratio": "1:1", "quality": "medium"}
+    with Client(api_key=gateway.new_account()[1], base_url=gateway.base_url) as direct:
+        for _ in range(3):  # the free calls, so the next one is paid
+            direct.images.generate("a fox", **params)
+        with Client(api_key=direct.api_key, base_url=proxy.base_url) as relayed:
+            task = relayed.images.generate("a fox through a flaky network", **params)
+        assert task.status == "completed"
+        assert len(proxy.create_keys) == 2 and proxy.create_keys[0] == proxy.create_keys[1]
+        assert sum(1 for t in direct.tasks.list() if t.id == task.id) == 1
+        assert len(list(direct.tasks.list())) == 4  # three free calls and one task, not two
+        assert direct.account.balance().balance_micro == 100_000_000 - 40_000  # charged once

@@ -32,6 +32,42 @@ def test_top_level_exports_are_the_client_its_errors_and_results() -> None:
         assert getattr(imagegate, name) is not None
 
 
+def test_sdk_exports_the_clients_every_error_class_results_and_events() -> None:
+    assert sorted(imagegate.sdk.__all__) == [
+        "APIConnectionError",
+        "APIStatusError",
+        "APITimeoutError",
+        "AsyncClient",
+        "AsyncTask",
+        "AuthenticationError",
+        "Client",
+        "ConflictError",
+        "GatewayTimeoutError",
+        "GoneError",
+        "ImagegateError",
+        "InsufficientCreditsError",
+        "InternalServerError",
+        "Model",
+        "ModelRetiredError",
+        "NotFoundError",
+        "PartialImageEvent",
+        "PayloadTooLargeError",
+        "PermissionDeniedError",
+        "ProgressEvent",
+        "RateLimitError",
+        "ServiceUnavailableError",
+        "StatusEvent",
+        "Task",
+        "TaskEndEvent",
+        "TaskEvent",
+        "TaskFailedError",
+        "TaskTimeoutError",
+        "UnsupportedMediaTypeError",
+        "UpstreamError",
+        "ValidationError",
+    ]
+
+
 def test_every_sdk_export_exists_and_the_top_level_is_a_subset() -> None:
     public = {name for name in dir(imagegate.sdk) if not name.startswith("_")}
     assert set(imagegate.sdk.__all__) <= public

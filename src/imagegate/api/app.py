@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from imagegate import __version__
 from imagegate.api import admin, billing, catalog, errors, file_uploads, files, openai, runapi, stored_files
 from imagegate.api import webhooks as webhook_routes
+from imagegate.api.mcp_http import mount as mount_mcp
 from imagegate.api.models import Health
 from imagegate.api.openapi import install as install_openapi
 from imagegate.clock import SYSTEM_CLOCK, Clock
@@ -33,7 +34,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock = SYSTEM_CLOCK)
         app.state.queue = queue
         await queue.start()
         try:
-            yield
+            async with mcp_sessions.run():  # /mcp answers only while its session manager runs
+                yield
         finally:
             await queue.stop()
             await gw.close()
@@ -59,6 +61,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = SYSTEM_CLOCK)
     app.include_router(admin.router)
     app.include_router(billing.router)
     app.include_router(webhook_routes.router)  # before runapi's /{service}/{id} patterns
+    mcp_sessions = mount_mcp(app, settings)
     app.include_router(runapi.router)  # last: its /{service}/{id} patterns are the broadest
     install_openapi(app)
     return app

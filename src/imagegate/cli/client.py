@@ -13,12 +13,21 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from enum import StrEnum
 from itertools import islice
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    Progress,
+    SpinnerColumn,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 from imagegate.cli import profiles
@@ -38,6 +47,7 @@ from imagegate.sdk import (
     ValidationError,
 )
 from imagegate.sdk.errors import GatewayTimeoutError
+from imagegate.sdk.events import PartialImageEvent, ProgressEvent, StatusEvent, TaskEndEvent
 
 CLIENT = "Client (talks to a running gateway)"
 tasks_app = typer.Typer(help="Your tasks: list, show, wait, cancel.", no_args_is_help=True)
@@ -100,27 +110,37 @@ def _task_json(task: Task) -> dict[str, Any]:
 
 
 def _follow(client: Client, task: Task, timeout: float, quiet: bool) -> Task:
-    """Poll the task to its end, showing its status and the time so far on stderr."""
+    """Follow the task to its end (``tasks.stream``), with a live progress bar on stderr:
+    status, progress, partial previews received, time so far."""
     start = time.monotonic()
-    poll = 0.2
-    with err.status(f"{task.status} {task.model}", spinner="dots") if not quiet else _nothing() as status:
-        while not task.done:
-            elapsed = time.monotonic() - start
-            if elapsed > timeout:
-                raise TaskTimeoutError(task, timeout)
-            if status is not None:
-                status.update(f"{task.status} {task.model} · {elapsed:.1f} s")
-            time.sleep(poll)
-            poll = min(1.0, poll * 1.5)
-            task = client.tasks.get(task.id)
+    bar = Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description} [bold]{task.fields[status]}[/bold]"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TextColumn("previews: {task.fields[previews]}"),
+        TimeElapsedColumn(),
+        console=err,
+        disable=quiet,
+    )
+    with bar:
+        row = bar.add_task(task.model, total=None, status=task.status, previews=0)
+        previews = 0
+        for event in client.tasks.stream(task.id, timeout=timeout):
+            if isinstance(event, StatusEvent):
+                bar.update(row, status=event.status)
+            elif isinstance(event, ProgressEvent):
+                bar.update(row, total=1.0, completed=event.progress)
+            elif isinstance(event, PartialImageEvent):
+                previews += 1
+                bar.update(row, previews=previews)
+            elif isinstance(event, TaskEndEvent):
+                task = event.task
+                done = 1.0 if task.status == "completed" else bar.tasks[0].completed
+                bar.update(row, status=task.status, total=1.0, completed=done)
     if not quiet:
         err.print(f"{task.status} in {time.monotonic() - start:.1f} s")
     return task
-
-
-@contextmanager
-def _nothing() -> Iterator[None]:
-    yield None
 
 
 def _finish(client: Client, task: Task, output: Path, fmt: str | None, wait: bool, **flags: Any) -> None:
@@ -149,7 +169,18 @@ Aspect = Annotated[str | None, typer.Option("--aspect", help="Aspect ratio, e.g.
 Quality = Annotated[str | None, typer.Option("--quality", help="Quality (models priced by it).")]
 Resolution = Annotated[str | None, typer.Option("--resolution", help="Output resolution: 1k, 2k, 4k.")]
 Model = Annotated[str | None, typer.Option("--model", "-m", help="Model id or alias.")]
-Format = Annotated[str | None, typer.Option("--format", help="Save as png, jpeg or webp.")]
+
+
+class SaveFormat(StrEnum):
+    """What ``--format`` converts to (``Task.save``'s formats; a test keeps the two equal)."""
+
+    png = "png"
+    jpeg = "jpeg"
+    webp = "webp"
+    gif = "gif"
+
+
+Format = Annotated[SaveFormat | None, typer.Option("--format", help="Save as png, jpeg, webp or gif.")]
 NoWait = Annotated[bool, typer.Option("--no-wait", help="Print the task id and return.")]
 
 
@@ -398,11 +429,9 @@ def login(
 
 @app.command(rich_help_panel=CLIENT)
 def mcp(profile: Profile = None, base_url: BaseUrl = None, api_key: ApiKey = None) -> None:
-    """Serve the gateway to agents over MCP (stdio): models, prices, generate, edit, tasks, balance."""
-    try:
-        from imagegate.mcp_server import build
-    except ImportError:
-        err.print("[red]error:[/red] the MCP server needs the mcp package: pip install 'imagegate[mcp]'")
-        raise typer.Exit(1) from None
+    """Serve the gateway to agents over MCP (stdio): models, prices, generate, edit, tasks, balance.
+    (The gateway itself serves the same tools at /mcp over streamable HTTP.)"""
+    from imagegate.mcp_server import for_stdio  # imported here: the other commands start faster
+
     chosen = profiles.resolve(profile, base_url, api_key)
-    build(chosen.api_key, chosen.base_url).run("stdio")
+    for_stdio(chosen.api_key, chosen.base_url).run("stdio")

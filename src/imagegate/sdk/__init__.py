@@ -1,6 +1,6 @@
 """The Python SDK: ``Client`` and ``AsyncClient`` over the gateway's HTTP API.
 
-Needs only httpx and pydantic (Pillow only to convert formats when saving); it imports none
+Needs only httpx, httpx-sse and pydantic (Pillow only to convert formats when saving); it imports none
 of the server's modules beyond the shared models (``imagegate.schemas``), the error codes
 and the retry policy.
 """
@@ -29,6 +29,7 @@ from imagegate.sdk.errors import (
     UpstreamError,
     ValidationError,
 )
+from imagegate.sdk.events import PartialImageEvent, ProgressEvent, StatusEvent, TaskEndEvent, TaskEvent
 from imagegate.sdk.tasks import AsyncTask, Model, Task
 
 __all__ = [
@@ -48,11 +49,16 @@ __all__ = [
     "Model",
     "ModelRetiredError",
     "NotFoundError",
+    "PartialImageEvent",
     "PayloadTooLargeError",
     "PermissionDeniedError",
+    "ProgressEvent",
     "RateLimitError",
     "ServiceUnavailableError",
+    "StatusEvent",
     "Task",
+    "TaskEndEvent",
+    "TaskEvent",
     "TaskFailedError",
     "TaskTimeoutError",
     "UnsupportedMediaTypeError",

@@ -1,23 +1,24 @@
 """What the sync and async clients share: configuration, request building, answers, retries.
 
 Every operation is written once, in :mod:`imagegate.sdk._ops`, as a generator that yields
-:class:`Call` (an HTTP request to make) or :class:`Sleep` steps and returns its result; the
-two clients only differ in how they carry a step out (``httpx.Client`` and ``time.sleep``, or
-``httpx.AsyncClient`` and ``asyncio.sleep``).
+steps and returns its result: :class:`Call` (an HTTP request to make), :class:`Sleep`,
+:class:`Connect` / :class:`Receive` (open an event stream, read its next event) and
+:class:`Emit` (hand an event to the caller). The two clients only differ in how they carry a
+step out (``httpx.Client`` and ``time.sleep``, or ``httpx.AsyncClient`` and ``asyncio.sleep``).
 """
 
 from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Generator
+from collections.abc import Generator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import httpx
 
 from imagegate import __version__
-from imagegate.retry import MAX_RETRIES, retry_delay, should_retry
+from imagegate.retry import MAX_RETRIES, RETRY_STATUSES, retry_delay, should_retry
 from imagegate.sdk.errors import APIConnectionError, APITimeoutError, ImagegateError, from_response
 from imagegate.sdk.tasks import Model
 
@@ -39,6 +40,7 @@ class Call:
     idempotency_key: str | None = None
     raw: bool = False  # the answer's bytes, not JSON
     auth: bool = True  # False for signed download links: the key stays on the gateway
+    timeout: float | None = None  # the read timeout, when longer than the client's (long polls)
 
 
 @dataclass(frozen=True)
@@ -46,7 +48,43 @@ class Sleep:
     seconds: float
 
 
-Op = Generator[Call | Sleep, Any, T]
+@dataclass(frozen=True)
+class Connect:
+    """Open a Server-Sent Events stream (closing any the operation had open). The answer:
+    ``"open"``, ``"missing"`` when the route answers 404, or a :class:`Transient` failure;
+    any other error is raised."""
+
+    call: Call
+    read_timeout: float  # a silent stream is given up after this long (heartbeats keep it alive)
+
+
+@dataclass(frozen=True)
+class Transient:
+    """Opening a stream failed in a way worth trying again (no connection, 429, 5xx)."""
+
+    error: ImagegateError
+    status: int | None = None
+    headers: Mapping[str, str] | None = None
+
+
+class Receive:
+    """Read the open stream's next event: an ``httpx_sse.ServerSentEvent``, or :data:`ENDED`
+    (the server closed it) or :data:`DROPPED` (the connection broke or fell silent)."""
+
+
+ENDED = "ended"
+DROPPED = "dropped"
+
+
+@dataclass(frozen=True)
+class Emit:
+    """Hand ``event`` to whoever iterates the operation (ignored when it is simply run)."""
+
+    event: Any
+
+
+Step = Call | Sleep | Connect | Receive | Emit
+Op = Generator[Step, Any, T]
 
 
 def new_idempotency_key() -> str:
@@ -69,6 +107,7 @@ class BaseClient:
         self.timeout = timeout
         self.max_retries = max_retries
         self.models_cache: list[Model] | None = None
+        self.has_events: bool | None = None  # whether the gateway serves task event streams
 
     def request_args(self, call: Call) -> dict[str, Any]:
         """Keyword arguments for ``httpx.Client.build_request``."""
@@ -79,7 +118,7 @@ class BaseClient:
             headers["Idempotency-Key"] = call.idempotency_key
         url = call.path if "://" in call.path else self.base_url + call.path
         params = {k: v for k, v in (call.params or {}).items() if v is not None}
-        return {
+        args: dict[str, Any] = {
             "method": call.method,
             "url": url,
             "json": call.json,
@@ -87,6 +126,33 @@ class BaseClient:
             "files": call.files,
             "headers": headers,
         }
+        if call.timeout is not None:
+            args["timeout"] = httpx.Timeout(self.timeout, read=max(self.timeout, call.timeout))
+        return args
+
+    def stream_args(self, connect: Connect) -> dict[str, Any]:
+        args = self.request_args(connect.call)
+        args["headers"] = {**args["headers"], "Accept": "text/event-stream", "Cache-Control": "no-store"}
+        args["timeout"] = httpx.Timeout(self.timeout, read=connect.read_timeout)
+        return args
+
+    def stream_answer(self, response: httpx.Response) -> str | Transient:
+        """How a stream's first answer reads (an error's body already read): ``"open"``,
+        ``"missing"`` (404, or not an event stream: poll instead), or a :class:`Transient`
+        failure; any other error is raised as the mirrored class."""
+        if response.is_success:
+            kind = response.headers.get("content-type", "").partition(";")[0].strip()
+            return "open" if kind == "text/event-stream" else "missing"
+        if response.status_code == 404:
+            return "missing"
+        try:
+            body: Any = response.json()
+        except ValueError:
+            body = None
+        error = from_response(response.status_code, response.headers, body, response.text)
+        if response.status_code in RETRY_STATUSES:
+            return Transient(error, response.status_code, response.headers)
+        raise error
 
     def retry_wait(self, call: Call, attempt: int, response: httpx.Response | None) -> float | None:
         """Seconds to wait before trying ``call`` again, or None to give up now.

@@ -14,8 +14,22 @@ from datetime import date
 from pathlib import Path
 from typing import Any, TypeVar
 
+from imagegate.retry import retry_delay, should_retry
 from imagegate.schemas import Balance, FileObject, Me, TaskList, TaskView, UsageReport
-from imagegate.sdk._base import BaseClient, Call, Op, Sleep, new_idempotency_key
+from imagegate.sdk import events
+from imagegate.sdk._base import (
+    DROPPED,
+    ENDED,
+    BaseClient,
+    Call,
+    Connect,
+    Emit,
+    Op,
+    Receive,
+    Sleep,
+    Transient,
+    new_idempotency_key,
+)
 from imagegate.sdk.errors import NotFoundError, TaskTimeoutError, ValidationError
 from imagegate.sdk.tasks import Model, TaskBase
 
@@ -27,8 +41,12 @@ ImageInput = str | os.PathLike[str] | bytes | Any
 
 DEFAULT_MODEL = "gpt-image-2"
 DEFAULT_WAIT_S = 300.0
-POLL_FIRST_S = 0.2  # polling starts quick (offline renders take well under a second)
+POLL_FIRST_S = 0.2  # polling a gateway without long polls starts quick
 POLL_MAX_S = 2.0  # and slows to this
+LONG_POLL_S = 25.0  # one long poll holds at most this long (the gateway allows 60)
+PENDING_POLL_S = 2.0  # and this long while the task is still pending
+LONG_POLL_MARGIN_S = 10.0  # a long poll's read timeout exceeds its wait by this much
+STREAM_SILENCE_S = 45.0  # heartbeats come every 15 s: a stream silent this long is reopened
 _MAGIC = ((b"\x89PNG", "image/png"), (b"\xff\xd8\xff", "image/jpeg"), (b"GIF8", "image/gif"))
 
 
@@ -148,7 +166,7 @@ def create_task(
     )
     if not wait:
         return (yield from get_task(created["id"], wrap))
-    task = yield from wait_task(created["id"], wrap, timeout=timeout)
+    task = yield from wait_task(client, created["id"], wrap, timeout=timeout)
     task.raise_for_status()
     return task
 
@@ -172,8 +190,12 @@ def image_urls(images: Iterable[ImageInput], mask: ImageInput | None) -> Op[tupl
     return urls, mask_url
 
 
-def get_task(task_id: str, wrap: Wrap[TaskT]) -> Op[TaskT]:
-    body = yield Call("GET", f"/api/v1/tasks/{task_id}")
+def get_task(task_id: str, wrap: Wrap[TaskT], *, wait: float = 0.0) -> Op[TaskT]:
+    """The task; with ``wait``, the gateway holds the answer until it ends or that many
+    seconds pass (a long poll)."""
+    params = {"wait": round(wait, 3)} if wait > 0 else None
+    read_timeout = wait + LONG_POLL_MARGIN_S if wait > 0 else None
+    body = yield Call("GET", f"/api/v1/tasks/{task_id}", params=params, timeout=read_timeout)
     return wrap(body)
 
 
@@ -182,23 +204,108 @@ def cancel_task(task_id: str, wrap: Wrap[TaskT]) -> Op[TaskT]:
     return wrap(body)
 
 
-def wait_task(
-    task_id: str, wrap: Wrap[TaskT], *, timeout: float = DEFAULT_WAIT_S, poll: float = POLL_FIRST_S
+def stream_task(
+    client: BaseClient, task_id: str, wrap: Wrap[TaskT], *, timeout: float = DEFAULT_WAIT_S
 ) -> Op[TaskT]:
-    """Poll until the task is completed, failed or canceled; TaskTimeoutError after ``timeout``.
+    """Emit the task's events until it ends; return it ended (TaskTimeoutError after ``timeout``).
 
-    (The gateway has no event stream yet; when it does, this is where it goes.)
+    Reads the gateway's event stream, reconnecting with ``Last-Event-ID`` when the
+    connection drops, so no event is lost or repeated; a gateway without the stream (404)
+    is long-polled instead, which reports status changes and the end.
     """
     deadline = time.monotonic() + timeout
-    while True:
-        task = yield from get_task(task_id, wrap)
-        left = deadline - time.monotonic()
-        if task.done:
+    if client.has_events is not False:
+        task = yield from _follow_events(client, task_id, wrap, deadline, timeout)
+        if task is not None:
             return task
+    return (yield from _follow_polls(client, task_id, wrap, deadline, timeout))
+
+
+def _follow_events(
+    client: BaseClient, task_id: str, wrap: Wrap[TaskT], deadline: float, timeout: float
+) -> Op[TaskT | None]:
+    """The event stream's part of :func:`stream_task`; None when the gateway has no stream."""
+    last_id: str | None = None
+    attempt = 0
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TaskTimeoutError((yield from get_task(task_id, wrap)), timeout)
+        headers = {"Last-Event-ID": last_id} if last_id else {}
+        path = f"/api/v1/tasks/{task_id}/events"
+        opened = yield Connect(Call("GET", path, headers=headers), read_timeout=min(left, STREAM_SILENCE_S))
+        if opened == "missing":
+            if client.has_events is None:
+                yield from get_task(task_id, wrap)  # NotFoundError for a task that is not there
+                client.has_events = False  # the task is there, so the gateway has no streams
+            return None
+        if isinstance(opened, Transient):
+            if not should_retry(opened.status, attempt=attempt, max_retries=client.max_retries):
+                raise opened.error
+            yield Sleep(min(retry_delay(attempt, opened.headers), max(left, 0.0)))
+            attempt += 1
+            continue
+        client.has_events = True
+        received = 0
+        while True:
+            sse = yield Receive()
+            if sse in (ENDED, DROPPED):
+                break  # reconnect from the last event seen
+            received += 1
+            if sse.id:
+                last_id = sse.id
+            event = events.parse(sse.event, sse.data, sse.id, wrap)
+            if event is None and sse.event in events.END_EVENTS:  # an end we could not read: ask
+                ended = yield from get_task(task_id, wrap)
+                if ended.done:
+                    event = events.TaskEndEvent(task_id=task_id, event_id=None, task=ended)
+            if event is None:
+                continue
+            yield Emit(event)
+            if isinstance(event, events.TaskEndEvent):
+                task: TaskT = event.task
+                return task
+        if received:
+            attempt = 0
+        else:  # closed before a single event: back off rather than spin
+            yield Sleep(min(retry_delay(attempt), max(deadline - time.monotonic(), 0.0)))
+            attempt += 1
+
+
+def _follow_polls(
+    client: BaseClient, task_id: str, wrap: Wrap[TaskT], deadline: float, timeout: float
+) -> Op[TaskT]:
+    """Long-poll the task, emitting a status event on each change and the end."""
+    seen: str | None = None
+    pause = POLL_FIRST_S
+    while True:
+        left = deadline - time.monotonic()
+        # The gateway's long poll wakes at the end only: a pending task is asked again sooner,
+        # so the move to processing shows.
+        hold = {None: 0.0, "pending": PENDING_POLL_S}.get(seen, LONG_POLL_S)
+        wait = min(max(left, 0.0), hold)
+        asked = time.monotonic()
+        task = yield from get_task(task_id, wrap, wait=wait)
+        if task.done:
+            yield Emit(events.TaskEndEvent(task_id=task.id, task=task))
+            return task
+        if task.status != seen:
+            yield Emit(events.StatusEvent(task_id=task.id, status=task.status))
+            seen = task.status
+        left = deadline - time.monotonic()
         if left <= 0:
             raise TaskTimeoutError(task, timeout)
-        yield Sleep(min(poll, left))
-        poll = min(POLL_MAX_S, poll * 1.5)
+        if wait > 0 and time.monotonic() - asked < wait / 2:
+            # an answer long before the wait ran out: a gateway without long polls
+            yield Sleep(min(pause, left))
+            pause = min(POLL_MAX_S, pause * 1.5)
+
+
+def wait_task(
+    client: BaseClient, task_id: str, wrap: Wrap[TaskT], *, timeout: float = DEFAULT_WAIT_S
+) -> Op[TaskT]:
+    """The task once completed, failed or canceled; TaskTimeoutError after ``timeout``."""
+    return (yield from stream_task(client, task_id, wrap, timeout=timeout))
 
 
 def task_page(status: str | None, limit: int, after: str | None) -> Op[TaskList]:

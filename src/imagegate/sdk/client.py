@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import builtins
 import time
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Iterator
+from contextlib import aclosing
 from datetime import date
 from functools import cached_property
 from types import TracebackType
@@ -21,8 +22,10 @@ import httpx
 from imagegate.retry import MAX_RETRIES
 from imagegate.schemas import Balance, FileObject, Me, UsageReport
 from imagegate.sdk import _ops
-from imagegate.sdk._base import DEFAULT_TIMEOUT_S, BaseClient, Call, Op
+from imagegate.sdk._base import DEFAULT_TIMEOUT_S, BaseClient, Call, Connect, Emit, Op, Sleep, Step
 from imagegate.sdk._ops import DEFAULT_WAIT_S, OMIT, ImageInput, given
+from imagegate.sdk._streams import AsyncStream, SyncStream
+from imagegate.sdk.events import TaskEvent
 from imagegate.sdk.tasks import AsyncTask, Model, Task
 from imagegate.sdk.webhooks import AsyncWebhooks, Webhooks
 
@@ -45,18 +48,43 @@ class Client(BaseClient):
         self._http = http_client or httpx.Client(timeout=timeout)
 
     def run(self, op: Op[T]) -> T:
-        """Carry an operation's steps out, in order, until it returns."""
-        try:
-            step = next(op)
-            while True:
-                if isinstance(step, Call):
-                    step = op.send(self._send(step))
-                else:
-                    time.sleep(step.seconds)
-                    step = op.send(None)
-        except StopIteration as stop:
-            result: T = stop.value
-            return result
+        """Carry an operation's steps out, in order, until it returns (events it emits are dropped)."""
+        with SyncStream(self, self._http) as stream:
+            try:
+                step = next(op)
+                while True:
+                    step = op.send(None if isinstance(step, Emit) else self._perform(step, stream))
+            except StopIteration as stop:
+                result: T = stop.value
+                return result
+            finally:
+                op.close()
+
+    def iterate(self, op: Op[Any]) -> Iterator[Any]:
+        """Carry an operation out, yielding the events it emits."""
+        with SyncStream(self, self._http) as stream:
+            try:
+                step = next(op)
+                while True:
+                    if isinstance(step, Emit):
+                        yield step.event
+                        step = op.send(None)
+                    else:
+                        step = op.send(self._perform(step, stream))
+            except StopIteration:
+                return
+            finally:
+                op.close()
+
+    def _perform(self, step: Step, stream: SyncStream) -> Any:
+        if isinstance(step, Call):
+            return self._send(step)
+        if isinstance(step, Sleep):
+            time.sleep(step.seconds)
+            return None
+        if isinstance(step, Connect):
+            return stream.open(step)
+        return stream.receive()
 
     def _send(self, call: Call) -> Any:
         attempt = 0
@@ -132,17 +160,41 @@ class AsyncClient(BaseClient):
         self._http = http_client or httpx.AsyncClient(timeout=timeout)
 
     async def run(self, op: Op[T]) -> T:
-        try:
-            step = next(op)
-            while True:
-                if isinstance(step, Call):
-                    step = op.send(await self._send(step))
-                else:
-                    await asyncio.sleep(step.seconds)
-                    step = op.send(None)
-        except StopIteration as stop:
-            result: T = stop.value
-            return result
+        async with AsyncStream(self, self._http) as stream:
+            try:
+                step = next(op)
+                while True:
+                    step = op.send(None if isinstance(step, Emit) else await self._perform(step, stream))
+            except StopIteration as stop:
+                result: T = stop.value
+                return result
+            finally:
+                op.close()
+
+    async def iterate(self, op: Op[Any]) -> AsyncGenerator[Any, None]:
+        async with AsyncStream(self, self._http) as stream:
+            try:
+                step = next(op)
+                while True:
+                    if isinstance(step, Emit):
+                        yield step.event
+                        step = op.send(None)
+                    else:
+                        step = op.send(await self._perform(step, stream))
+            except StopIteration:
+                return
+            finally:
+                op.close()
+
+    async def _perform(self, step: Step, stream: AsyncStream) -> Any:
+        if isinstance(step, Call):
+            return await self._send(step)
+        if isinstance(step, Sleep):
+            await asyncio.sleep(step.seconds)
+            return None
+        if isinstance(step, Connect):
+            return await stream.open(step)
+        return await stream.receive()
 
     async def _send(self, call: Call) -> Any:
         attempt = 0
@@ -365,7 +417,14 @@ class Tasks:
 
     def wait(self, task_id: str, *, timeout: float = DEFAULT_WAIT_S) -> Task:
         """The task once completed, failed or canceled (check with ``raise_for_status``)."""
-        return self._client.run(_ops.wait_task(task_id, self._client.task, timeout=timeout))
+        return self._client.run(_ops.wait_task(self._client, task_id, self._client.task, timeout=timeout))
+
+    def stream(self, task_id: str, *, timeout: float = DEFAULT_WAIT_S) -> Iterator[TaskEvent]:
+        """The task's events as they happen (status, progress, partial images), ending with a
+        :class:`TaskEndEvent` that carries the whole task; TaskTimeoutError after ``timeout``.
+        Server-Sent Events when the gateway has them, long polls otherwise."""
+        op = _ops.stream_task(self._client, task_id, self._client.task, timeout=timeout)
+        yield from self._client.iterate(op)
 
     def list(self, *, status: str | None = None, page_size: int = 20) -> Iterator[Task]:
         """Every task of the account, newest first, fetching pages as iteration needs them."""
@@ -394,7 +453,21 @@ class AsyncTasks:
         *,
         timeout: float = DEFAULT_WAIT_S,  # noqa: ASYNC109 - the task's deadline
     ) -> AsyncTask:
-        return await self._client.run(_ops.wait_task(task_id, self._client.task, timeout=timeout))
+        return await self._client.run(
+            _ops.wait_task(self._client, task_id, self._client.task, timeout=timeout)
+        )
+
+    async def stream(
+        self,
+        task_id: str,
+        *,
+        timeout: float = DEFAULT_WAIT_S,  # noqa: ASYNC109 - the task's deadline
+    ) -> AsyncGenerator[TaskEvent, None]:
+        """See :meth:`Tasks.stream`."""
+        op = _ops.stream_task(self._client, task_id, self._client.task, timeout=timeout)
+        async with aclosing(self._client.iterate(op)) as events:  # closed, stream and all, on break
+            async for event in events:
+                yield event
 
     async def list(self, *, status: str | None = None, page_size: int = 20) -> AsyncIterator[AsyncTask]:
         after: str | None = None

@@ -16,7 +16,8 @@ if TYPE_CHECKING:
 
 TERMINAL = frozenset({"completed", "failed", "canceled"})
 _EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "image/gif": "gif"}
-_PIL_FORMATS = {"png": "PNG", "jpeg": "JPEG", "jpg": "JPEG", "webp": "WEBP"}
+_PIL_FORMATS = {"png": "PNG", "jpeg": "JPEG", "jpg": "JPEG", "webp": "WEBP", "gif": "GIF"}
+SAVE_FORMATS = ("png", "jpeg", "webp", "gif")  # what save(format=...) converts to
 
 
 class TaskBase(TaskView):
@@ -46,13 +47,13 @@ class TaskBase(TaskView):
 
 
 def write_image(data: bytes, target: Path, fmt: str | None) -> Path:
-    """Write the bytes as given, or converted to ``fmt`` (png, jpeg, webp) with Pillow,
+    """Write the bytes as given, or converted to ``fmt`` (png, jpeg, webp, gif) with Pillow,
     which only this conversion needs."""
     target.parent.mkdir(parents=True, exist_ok=True)
     if fmt is not None:
         pil_format = _PIL_FORMATS.get(fmt.lower())
         if pil_format is None:
-            raise ValueError(f"format must be one of: png, jpeg, webp (not {fmt!r})")
+            raise ValueError(f"format must be one of: {', '.join(SAVE_FORMATS)} (not {fmt!r})")
         try:
             from PIL import Image
         except ImportError:  # pragma: no cover - depends on the environment
