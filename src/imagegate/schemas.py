@@ -308,6 +308,13 @@ class TaskUsage(_Open):
     output_image_tokens: int | None = None
 
 
+class ProviderAttempt(BaseModel):
+    provider: str
+    started_at: str
+    ended_at: str
+    error_code: str | None = Field(description="Why this call failed; null: it produced the images.")
+
+
 class TaskView(BaseModel):
     id: str
     object: Literal["task"] = "task"
@@ -329,6 +336,9 @@ class TaskView(BaseModel):
     outputs_deleted: bool
     billing: TaskBilling
     usage: TaskUsage | None = Field(None, description="Set once the task has completed.")
+    attempts: list[ProviderAttempt] = Field(
+        default_factory=list, description="Every provider call made for the task, oldest first."
+    )
 
 
 class TaskCreated(BaseModel):

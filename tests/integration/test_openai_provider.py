@@ -219,6 +219,15 @@ def test_retry_then_success(gw: Gateway, fresh: OpenAIUpstream) -> None:
     assert task["status"] == "completed", task
     assert len(fresh.received) == 2
     assert client.get(task["images"][0]["url"]).content == fresh.sent[0]
+    # Both calls are on the task: the rate-limited one, then the one that made the image.
+    assert [(a["provider"], a["error_code"]) for a in task["attempts"]] == [
+        ("primary", "rate_limit"),
+        ("primary", None),
+    ]
+    assert all(a["started_at"] <= a["ended_at"] for a in task["attempts"])
+    # The same attempts on RunAPI's service-scoped task read.
+    scoped = client.get(f"/api/v1/gpt_image_2/{task['id']}").json()
+    assert scoped["attempts"] == task["attempts"]
 
 
 # ---------------------------------------------------------------- routes and the breaker
@@ -250,11 +259,17 @@ def test_fallback_along_the_route_and_the_breaker(routed: Gateway, upstream: Ope
         return str(task["provider"])
 
     upstream.script(fail(502), fail(502))
-    assert served_by() == "fake"  # primary failed: the next on the route answered
+    first = routed.wait(client, create(client, T2I))
+    assert first["provider"] == "fake"  # primary failed: the next on the route answered
+    assert [(a["provider"], a["error_code"]) for a in first["attempts"]] == [
+        ("primary", "upstream_error"),
+        ("fake", None),
+    ]
     assert served_by() == "fake"  # second consecutive failure: the breaker opens
     assert len(upstream.received) == 2
-    assert served_by() == "fake"
+    skipped = routed.wait(client, create(client, T2I))
     assert len(upstream.received) == 2  # open: primary is not even called
+    assert [a["provider"] for a in skipped["attempts"]] == ["fake"]  # and no attempt is made
 
     routed.clock.advance(61)  # half-open: one trial call goes through, and succeeds
     assert served_by() == "primary"

@@ -26,6 +26,7 @@ from imagegate.providers.base import (
     Progress,
     ProviderError,
     ProviderEvent,
+    Retrying,
     Usage,
 )
 from imagegate.providers.config import ProviderConfig
@@ -141,8 +142,9 @@ class OpenAIProvider:
         return params
 
     def _image(self, request: ImageRequest, b64: object) -> GeneratedImage:
+        data = _decode(b64)  # validated, so the string itself can be relayed as it is
         return GeneratedImage(
-            _decode(b64), CONTENT_TYPES[request.output_format], request.width, request.height
+            data, CONTENT_TYPES[request.output_format], request.width, request.height, b64=str(b64)
         )
 
     async def _call(self, request: ImageRequest) -> AsyncIterator[ProviderEvent]:
@@ -193,6 +195,7 @@ class OpenAIProvider:
             if not error.retryable or not self._policy.should_retry(retries):
                 raise error
             wait = self._policy.delay(retries, retry_after)
+            yield Retrying(error.code)
             log.info("provider %s: %s, retrying in %.2f s", self.name, error.code, wait)
             await asyncio.sleep(wait)
             retries += 1
