@@ -426,6 +426,25 @@ class UsageReport(BaseModel):
     data: list[UsageRow]
 
 
+class MarginRow(BaseModel):
+    date: str
+    model: str = Field(description="The model as sold (a retired one's calls keep its name).")
+    calls: int
+    completed: int
+    charged_micro: int = Field(description="What the accounts were charged (captured holds).")
+    upstream_cost_micro: int = Field(description="What the upstreams charged: tokens at catalog prices.")
+    margin_micro: int = Field(description="charged_micro - upstream_cost_micro.")
+
+
+class MarginReport(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+    object: Literal["list"] = "list"
+    from_: str = Field(alias="from")
+    to: str
+    data: list[MarginRow]
+    totals: MarginRow = Field(description="The whole window; date is 'total', model '*'.")
+
+
 class PriceSchedules(BaseModel):
     as_of: str
     price_schedules: list[dict[str, Any]]
