@@ -16,6 +16,7 @@ from imagegate.settings import Settings
 from imagegate.storage import Storage, UrlSigner, guard, open_storage
 from imagegate.storage.signing import load_or_create_secret
 from imagegate.tasks.notify import Notifier
+from imagegate.tasks.relay import B64Relay
 
 
 def route_of(model: ModelSpec, default: str) -> list[str]:
@@ -61,6 +62,7 @@ class Gateway:
     limiter: RateLimiter
     providers: Providers = field(default_factory=Providers)
     notifier: Notifier = field(default_factory=Notifier)
+    relay: B64Relay = field(default_factory=B64Relay)  # upstream base64 for the OpenAI face
     clock: Clock = SYSTEM_CLOCK
 
     @classmethod

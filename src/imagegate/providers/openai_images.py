@@ -8,13 +8,13 @@ Output bytes are decoded from base64 once and handed on as they are (never re-en
 from __future__ import annotations
 
 import asyncio
-import base64
 import binascii
 import logging
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import openai
+import pybase64
 
 from imagegate.providers.base import (
     CONTENT_TYPES,
@@ -85,7 +85,7 @@ def _decode(b64: object) -> bytes:
     if not isinstance(b64, str) or not b64:
         raise ProviderError("the upstream answered without image data", retryable=True)
     try:
-        return base64.b64decode(b64, validate=True)
+        return pybase64.b64decode(b64, validate=True)
     except (binascii.Error, ValueError):
         raise ProviderError("the upstream answered undecodable image data", retryable=True) from None
 

@@ -199,6 +199,8 @@ async def _attempt(gw: Gateway, task: Task, tried: routing.Attempts) -> Outcome 
         log.exception("task %s failed with an unexpected error", task.id)
         return Outcome.failed("server", "internal error while generating", attempts=tried)
     stored = await _store_outputs(gw, task, routed.images)
+    if task.face == "openai":
+        gw.relay.keep(task.id, stored, routed.images)
     usage = routed.usage.__dict__ if routed.usage else None
     return Outcome(
         TaskStatus.COMPLETED,
