@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import base64
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -174,4 +176,16 @@ def test_serve_with_only_openai_api_key_routes_gpt_image_to_it(serve: Start, tmp
         assert received.headers["authorization"] == "Bearer sk-test-zero-config"
         page = httpx.get(f"{server.base_url}/models/gpt-image-2.md", timeout=10).text
         assert "passing each request on to OpenAI" in page
+        # The README's call with a key, as written there, against this server.
+        command = readme_openai_curl().replace("http://127.0.0.1:8000", server.base_url)
+        command = command.replace("ig_…", server.demo_key).replace("python3", sys.executable)
+        subprocess.run(["sh", "-c", command], cwd=tmp_path, check=True, timeout=60)
+        assert (tmp_path / "fox.png").read_bytes() == upstream.sent[1]
         server.stop()
+
+
+def readme_openai_curl() -> str:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    blocks = readme.split("```sh\n")[1:]
+    (block,) = [b.split("```")[0] for b in blocks if "/v1/images/generations" in b]
+    return block.replace("\\\n", " ")
