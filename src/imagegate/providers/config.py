@@ -10,7 +10,7 @@ import os
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from imagegate.providers.retry import DEFAULT_BASE_S, DEFAULT_CAP_S, DEFAULT_MAX_RETRIES, RetryPolicy
+from imagegate.retry import INITIAL_DELAY_S, MAX_DELAY_S, MAX_RETRIES, RetryPolicy
 
 
 class ProviderConfig(BaseModel):
@@ -22,9 +22,9 @@ class ProviderConfig(BaseModel):
     base_url: str | None = Field(None, description="Upstream base URL; default: the kind's own.")
     timeout_s: float = Field(120.0, gt=0, description="Time limit for one upstream call.")
     max_concurrent: int = Field(8, ge=1, description="Upstream calls this provider makes at once.")
-    max_retries: int = Field(DEFAULT_MAX_RETRIES, ge=0, description="Retries of a retryable failure.")
-    retry_base_s: float = Field(DEFAULT_BASE_S, ge=0, description="First back-off step.")
-    retry_cap_s: float = Field(DEFAULT_CAP_S, ge=0, description="Longest wait, Retry-After included.")
+    max_retries: int = Field(MAX_RETRIES, ge=0, description="Retries of a retryable failure.")
+    retry_base_s: float = Field(INITIAL_DELAY_S, ge=0, description="First back-off step.")
+    retry_cap_s: float = Field(MAX_DELAY_S, ge=0, description="Longest wait, Retry-After included.")
     poll_interval_s: float = Field(2.0, gt=0, description="runapi: first wait between task polls.")
 
     def api_key(self) -> str | None:

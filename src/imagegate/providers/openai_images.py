@@ -1,7 +1,7 @@
 """The ``openai`` kind: OpenAI's Images API (or any compatible upstream) through the official SDK.
 
 One ``AsyncOpenAI`` client per provider, so connections are reused across tasks. The SDK's own
-retries are off: :mod:`imagegate.providers.retry` decides, the same way for every provider.
+retries are off: :mod:`imagegate.retry` decides, the same way for every provider.
 Output bytes are decoded from base64 once and handed on as they are (never re-encoded).
 """
 
@@ -31,7 +31,7 @@ from imagegate.providers.base import (
 )
 from imagegate.providers.config import ProviderConfig
 from imagegate.providers.registry import register_kind
-from imagegate.providers.retry import is_retryable_status, parse_retry_after
+from imagegate.retry import is_retryable_status, parse_retry_after
 
 log = logging.getLogger("imagegate.providers")
 
