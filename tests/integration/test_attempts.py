@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from imagegate.providers.testing_upstream import OpenAIUpstream, fail
-from tests.conftest import T2I_15, Gateway, start_gateway
+from tests.conftest import T2I_15, start_gateway
 
 KEY_ENV = "IMAGEGATE_TEST_ATTEMPTS_KEY"
 
