@@ -62,6 +62,7 @@ class Sample:
     p50_ms: float
     p99_ms: float
     cpu_ms: float
+    errors: int = 0  # calls that failed (a reset connection, a non-200 answer): not in the latencies
 
 
 def tree_cpu_seconds(pid: int) -> float:
@@ -216,12 +217,19 @@ async def measure(target: Target, clients: int, total: int, delay_ms: int) -> Sa
 
         await asyncio.gather(*(call() for _ in range(clients)))  # connections open before the clock
 
+        errors = 0
+
         async def loop() -> None:
-            nonlocal remaining
+            nonlocal remaining, errors
             while remaining > 0:
                 remaining -= 1
                 start = time.perf_counter()
-                await call()
+                try:
+                    await call()
+                except (httpx.TransportError, RuntimeError) as exc:
+                    errors += 1
+                    print(f"  {target.name}: {exc!r}", file=sys.stderr, flush=True)
+                    continue
                 latencies.append(time.perf_counter() - start)
 
         cpu = tree_cpu_seconds(target.pid)
@@ -229,17 +237,21 @@ async def measure(target: Target, clients: int, total: int, delay_ms: int) -> Sa
         await asyncio.gather(*(loop() for _ in range(clients)))
         elapsed = time.perf_counter() - started
         cpu = tree_cpu_seconds(target.pid) - cpu
+    if not latencies:
+        raise RuntimeError(f"{target.name}: every call failed")
     return Sample(
-        per_s=total / elapsed,
+        per_s=len(latencies) / elapsed,  # answered calls only
         p50_ms=statistics.median(latencies) * 1000,
         p99_ms=percentile(latencies, 0.99) * 1000,
         cpu_ms=cpu / total * 1000,
+        errors=errors,
     )
 
 
 def _median(samples: list[Sample]) -> Sample:
+    fields = ("per_s", "p50_ms", "p99_ms", "cpu_ms")
     return Sample(
-        *(statistics.median(getattr(s, f) for s in samples) for f in ("per_s", "p50_ms", "p99_ms", "cpu_ms"))
+        *(statistics.median(getattr(s, f) for s in samples) for f in fields), sum(s.errors for s in samples)
     )
 
 
@@ -257,7 +269,7 @@ async def run(
                     print(
                         f"  delay {delay_ms:>3} ms, {clients:>2} clients, {target.name:<9} "
                         f"{sample.per_s:7.1f}/s p50 {sample.p50_ms:7.1f} ms p99 {sample.p99_ms:7.1f} ms "
-                        f"cpu {sample.cpu_ms:6.1f} ms/req",
+                        f"cpu {sample.cpu_ms:6.1f} ms/req errors {sample.errors}",
                         file=sys.stderr,
                         flush=True,
                     )
@@ -266,9 +278,10 @@ async def run(
 
 def report(results: dict[tuple[int, int, str], Sample], names: list[str]) -> None:
     print(
-        "| upstream delay | clients | path | req/s | p50 ms | p99 ms | added p50 ms | added p99 ms | server CPU ms/req |"
+        "| upstream delay | clients | path | req/s | p50 ms | p99 ms | added p50 ms | added p99 ms "
+        "| server CPU ms/req | failed calls |"
     )
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for delay_ms in DELAYS_MS:
         for clients in CLIENTS:
             direct = results[(delay_ms, clients, "direct")]
@@ -281,7 +294,7 @@ def report(results: dict[tuple[int, int, str], Sample], names: list[str]) -> Non
                 )
                 print(
                     f"| {delay_ms} | {clients} | {name} | {s.per_s:.1f} | {s.p50_ms:.1f} | {s.p99_ms:.1f} "
-                    f"| {added[0]} | {added[1]} | {s.cpu_ms:.1f} |"
+                    f"| {added[0]} | {added[1]} | {s.cpu_ms:.1f} | {s.errors} |"
                 )
     if "litellm" in names:
         print()
