@@ -18,7 +18,7 @@ from openai import OpenAI
 
 from imagegate.catalog import load_catalog
 from imagegate.gateway import build_providers
-from imagegate.providers.base import Action, FinalImage, ImageRequest, PartialImage, Usage
+from imagegate.providers.base import Action, FinalImage, ImageRequest, PartialImage, ProviderError, Usage
 from imagegate.providers.config import ProviderConfig
 from imagegate.providers.openai_images import OpenAIProvider
 from imagegate.providers.testing_upstream import (
@@ -28,6 +28,7 @@ from imagegate.providers.testing_upstream import (
     moderation,
     rate_limit,
     stall,
+    stream_moderation,
 )
 from tests.conftest import Gateway, make_settings, png_bytes, start_gateway
 
@@ -294,3 +295,29 @@ def test_unknown_route_provider_stops_the_start(tmp_path: Path) -> None:
     )
     with pytest.raises(ValueError, match="unknown provider 'nowhere'"):
         build_providers(settings, load_catalog(catalog))
+
+
+async def test_a_refusal_inside_the_stream_is_content_policy(fresh: OpenAIUpstream) -> None:
+    """An output-stage block arrives as an `error` event after streaming began."""
+    fresh.script(stream_moderation("The generated image was rejected."))
+    upstream_provider = OpenAIProvider(ProviderConfig.model_validate(provider("direct", fresh.base_url)))
+    request = ImageRequest(
+        task_id="t",
+        model="gpt-image-2",
+        action=Action.GENERATE,
+        prompt="a fox",
+        width=64,
+        height=64,
+        partial_images=1,
+    )
+    events: list[object] = []
+    try:
+        with pytest.raises(ProviderError) as refused:
+            async for event in upstream_provider.run(request):
+                events.append(event)
+    finally:
+        await upstream_provider.aclose()
+    assert (refused.value.code, refused.value.retryable) == ("content_policy", False)
+    assert refused.value.message == "The generated image was rejected."
+    assert len(fresh.received) == 1  # a refusal is not retried
+    assert any(isinstance(e, PartialImage) for e in events)
