@@ -17,6 +17,7 @@ from imagegate.settings import Settings
 from imagegate.storage import Storage, UrlSigner, guard, open_storage
 from imagegate.storage.signing import load_or_create_secret
 from imagegate.tasks.notify import Notifier
+from imagegate.tasks.relay import B64Relay
 
 
 def route_of(model: ModelSpec, default: str) -> list[str]:
@@ -73,6 +74,7 @@ class Gateway:
     limiter: RateLimiter
     providers: Providers = field(default_factory=Providers)
     notifier: Notifier = field(default_factory=Notifier)
+    relay: B64Relay = field(default_factory=B64Relay)  # upstream base64 for the OpenAI face
     clock: Clock = SYSTEM_CLOCK
     listening_url: str | None = None  # set once the server is bound: links in webhooks without public_url
 

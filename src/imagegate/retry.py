@@ -1,7 +1,7 @@
 """One retry policy: what to retry, how long to wait, and for how long at most.
 
 Pure functions and constants, no I/O and no server imports, so the SDK and the provider
-calls share it. The shape follows openai-python's base client: retry connection errors and
+calls share it (providers through :class:`RetryPolicy`, their settings' numbers on the same rules). The shape follows openai-python's base client: retry connection errors and
 transient statuses (408, 429, 5xx), honour ``Retry-After`` when the server gives one,
 otherwise a capped exponential back-off with jitter so many clients do not retry in lock
 step. Callers decide which requests are safe to repeat (reads, creations with an
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
@@ -80,3 +81,28 @@ def retry_delay(attempt: int, headers: Mapping[str, str] | None = None) -> float
     """Retry-After when the server set a usable one, else the jittered back-off."""
     told = parse_retry_after(headers) if headers is not None else None
     return told if told is not None else backoff(attempt)
+
+
+def is_retryable_status(status: int) -> bool:
+    """An upstream answer worth another try: the transient statuses and every 5xx."""
+    return status in RETRY_STATUSES or status >= 500
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """A provider's retries: ``max_retries`` further tries after the first, back-off from
+    ``base_s`` doubling up to ``cap_s`` (jittered), a usable ``Retry-After`` first, capped too."""
+
+    max_retries: int = MAX_RETRIES
+    base_s: float = INITIAL_DELAY_S
+    cap_s: float = MAX_DELAY_S
+    rng: random.Random = field(default_factory=random.Random, compare=False, repr=False)
+
+    def should_retry(self, retries_done: int) -> bool:
+        return retries_done < self.max_retries
+
+    def delay(self, retries_done: int, retry_after: float | None = None) -> float:
+        """Seconds to wait before retry number ``retries_done + 1``."""
+        if retry_after is not None:
+            return min(retry_after, self.cap_s)
+        return backoff(retries_done, initial=self.base_s, cap=self.cap_s, rng=self.rng)

@@ -308,6 +308,13 @@ class TaskUsage(_Open):
     output_image_tokens: int | None = None
 
 
+class ProviderAttempt(BaseModel):
+    provider: str
+    started_at: str
+    ended_at: str
+    error_code: str | None = Field(description="Why this call failed; null: it produced the images.")
+
+
 class TaskView(BaseModel):
     id: str
     object: Literal["task"] = "task"
@@ -329,6 +336,9 @@ class TaskView(BaseModel):
     outputs_deleted: bool
     billing: TaskBilling
     usage: TaskUsage | None = Field(None, description="Set once the task has completed.")
+    attempts: list[ProviderAttempt] = Field(
+        default_factory=list, description="Every provider call made for the task, oldest first."
+    )
 
 
 class TaskCreated(BaseModel):
@@ -414,6 +424,25 @@ class UsageReport(BaseModel):
     from_: str = Field(alias="from")
     to: str
     data: list[UsageRow]
+
+
+class MarginRow(BaseModel):
+    date: str
+    model: str = Field(description="The model as sold (a retired one's calls keep its name).")
+    calls: int
+    completed: int
+    charged_micro: int = Field(description="What the accounts were charged (captured holds).")
+    upstream_cost_micro: int = Field(description="What the upstreams charged: tokens at catalog prices.")
+    margin_micro: int = Field(description="charged_micro - upstream_cost_micro.")
+
+
+class MarginReport(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+    object: Literal["list"] = "list"
+    from_: str = Field(alias="from")
+    to: str
+    data: list[MarginRow]
+    totals: MarginRow = Field(description="The whole window; date is 'total', model '*'.")
 
 
 class PriceSchedules(BaseModel):

@@ -18,7 +18,7 @@ from openai import OpenAI
 
 from imagegate.catalog import load_catalog
 from imagegate.gateway import build_providers
-from imagegate.providers.base import Action, FinalImage, ImageRequest, PartialImage, Usage
+from imagegate.providers.base import Action, FinalImage, ImageRequest, PartialImage, ProviderError, Usage
 from imagegate.providers.config import ProviderConfig
 from imagegate.providers.openai_images import OpenAIProvider
 from imagegate.providers.testing_upstream import (
@@ -28,6 +28,7 @@ from imagegate.providers.testing_upstream import (
     moderation,
     rate_limit,
     stall,
+    stream_moderation,
 )
 from tests.conftest import Gateway, make_settings, png_bytes, start_gateway
 
@@ -219,6 +220,15 @@ def test_retry_then_success(gw: Gateway, fresh: OpenAIUpstream) -> None:
     assert task["status"] == "completed", task
     assert len(fresh.received) == 2
     assert client.get(task["images"][0]["url"]).content == fresh.sent[0]
+    # Both calls are on the task: the rate-limited one, then the one that made the image.
+    assert [(a["provider"], a["error_code"]) for a in task["attempts"]] == [
+        ("primary", "rate_limit"),
+        ("primary", None),
+    ]
+    assert all(a["started_at"] <= a["ended_at"] for a in task["attempts"])
+    # The same attempts on RunAPI's service-scoped task read.
+    scoped = client.get(f"/api/v1/gpt_image_2/{task['id']}").json()
+    assert scoped["attempts"] == task["attempts"]
 
 
 # ---------------------------------------------------------------- routes and the breaker
@@ -250,11 +260,17 @@ def test_fallback_along_the_route_and_the_breaker(routed: Gateway, upstream: Ope
         return str(task["provider"])
 
     upstream.script(fail(502), fail(502))
-    assert served_by() == "fake"  # primary failed: the next on the route answered
+    first = routed.wait(client, create(client, T2I))
+    assert first["provider"] == "fake"  # primary failed: the next on the route answered
+    assert [(a["provider"], a["error_code"]) for a in first["attempts"]] == [
+        ("primary", "upstream_error"),
+        ("fake", None),
+    ]
     assert served_by() == "fake"  # second consecutive failure: the breaker opens
     assert len(upstream.received) == 2
-    assert served_by() == "fake"
+    skipped = routed.wait(client, create(client, T2I))
     assert len(upstream.received) == 2  # open: primary is not even called
+    assert [a["provider"] for a in skipped["attempts"]] == ["fake"]  # and no attempt is made
 
     routed.clock.advance(61)  # half-open: one trial call goes through, and succeeds
     assert served_by() == "primary"
@@ -279,3 +295,29 @@ def test_unknown_route_provider_stops_the_start(tmp_path: Path) -> None:
     )
     with pytest.raises(ValueError, match="unknown provider 'nowhere'"):
         build_providers(settings, load_catalog(catalog))
+
+
+async def test_a_refusal_inside_the_stream_is_content_policy(fresh: OpenAIUpstream) -> None:
+    """An output-stage block arrives as an `error` event after streaming began."""
+    fresh.script(stream_moderation("The generated image was rejected."))
+    upstream_provider = OpenAIProvider(ProviderConfig.model_validate(provider("direct", fresh.base_url)))
+    request = ImageRequest(
+        task_id="t",
+        model="gpt-image-2",
+        action=Action.GENERATE,
+        prompt="a fox",
+        width=64,
+        height=64,
+        partial_images=1,
+    )
+    events: list[object] = []
+    try:
+        with pytest.raises(ProviderError) as refused:
+            async for event in upstream_provider.run(request):
+                events.append(event)
+    finally:
+        await upstream_provider.aclose()
+    assert (refused.value.code, refused.value.retryable) == ("content_policy", False)
+    assert refused.value.message == "The generated image was rejected."
+    assert len(fresh.received) == 1  # a refusal is not retried
+    assert any(isinstance(e, PartialImage) for e in events)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hmac
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 
 from imagegate.accounts import store
 from imagegate.api.deps import GatewayDep, json_body
@@ -21,14 +21,17 @@ from imagegate.api.models import (
     KeyList,
     KeyRequest,
     KeyView,
+    MarginReport,
+    MarginRow,
     PinnedAccount,
     TierRequest,
     error_responses,
     request_body,
 )
 from imagegate.api.views import iso
-from imagegate.billing import ledger
+from imagegate.billing import ledger, usage
 from imagegate.billing.money import usd_to_micro
+from imagegate.dates import parse_day
 from imagegate.db.models import Account, ApiKey
 from imagegate.errors import AuthenticationError, NotFoundError, ValidationError
 
@@ -174,6 +177,26 @@ async def pin_tier(account: str, gw: GatewayDep, body: Body) -> PinnedAccount:
         target = await store.get_account(session, account)
         await store.pin_tier(session, target, tier, [t.name for t in gw.settings.tiers])
     return PinnedAccount(**account_view(target).model_dump(), tier_pinned=target.tier_pinned)
+
+
+@router.get("/usage")
+async def usage_margins(
+    gw: GatewayDep,
+    from_: Annotated[str | None, Query(alias="from", description="First day, YYYY-MM-DD.")] = None,
+    to: Annotated[str | None, Query(description="Last day, YYYY-MM-DD (today).")] = None,
+) -> MarginReport:
+    """Per day and model, all accounts: calls, price charged, upstream cost and the margin."""
+    start, end = usage.report_window(
+        gw.today(), parse_day(from_, "from") if from_ else None, parse_day(to, "to") if to else None
+    )
+    async with gw.db.sessions() as session:
+        rows = await usage.margins(session, start, end)
+    return MarginReport(
+        from_=start.isoformat(),
+        to=end.isoformat(),
+        data=[MarginRow(**row) for row in rows],
+        totals=MarginRow(**usage.margin_totals(rows)),
+    )
 
 
 def totals_view(totals: ledger.Totals) -> dict[str, int]:

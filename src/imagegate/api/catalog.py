@@ -25,6 +25,8 @@ def deployment(gw: Gateway, base: str) -> Deployment:
         base_url=base,
         today=gw.lifecycle_date(),
         provider_for=gw.provider_name,
+        provider_kind=lambda name: gw.providers.configs[name].kind,
+        is_placeholder=lambda name: gw.providers.get(name).placeholder,
         retired_models=settings.retired_models,
         output_retention_s=settings.output_retention_s,
         upload_retention_s=settings.upload_retention_s,

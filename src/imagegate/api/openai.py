@@ -7,12 +7,12 @@ answers in OpenAI's ``ImagesResponse`` shape, so the official SDK works unchange
 from __future__ import annotations
 
 import asyncio
-import base64
 import hashlib
 import secrets
 import time
 from typing import Any
 
+import pybase64
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
@@ -159,6 +159,7 @@ async def _wait(gw: Gateway, task_id: str, account_id: str) -> Task:
 
 
 async def _respond(gw: Gateway, task: Task, sub: Submission, base: str, response_format: str) -> Response:
+    relayed = gw.relay.take(task.id)  # the upstream's own base64, when this process ran it
     if task.status != TaskStatus.COMPLETED:
         raise _failure(task)
     data: list[ImageData] = []
@@ -167,9 +168,12 @@ async def _respond(gw: Gateway, task: Task, sub: Submission, base: str, response
     for index, image in enumerate(task.images):
         if response_format == "url":
             data.append(ImageData(url=image_url(gw, base, task, image["key"])))
+        elif (b64 := relayed.get(image["key"])) is not None:
+            encoded.append(b64.encode("ascii"))  # validated when the worker decoded it
+            data.append(ImageData(b64_json=_slot(nonce, index)))
         else:
             raw = await gw.storage.get(image["key"])
-            encoded.append(await asyncio.to_thread(base64.b64encode, raw))
+            encoded.append(pybase64.b64encode(raw))  # SIMD: ~0.1 ms for 2 MB, no thread hop
             data.append(ImageData(b64_json=_slot(nonce, index)))
     usage = task.usage or {}
     text_tokens = int(usage.get("input_text_tokens", 0))
@@ -200,8 +204,8 @@ async def _respond(gw: Gateway, task: Task, sub: Submission, base: str, response
     # Megabytes of base64 are spliced into the serialized small body rather than escaped and
     # copied by the JSON encoder (base64's alphabet needs no escaping in a JSON string).
     content = body.model_dump_json(by_alias=True, exclude_unset=True).encode()
-    for index, b64 in enumerate(encoded):
-        content = content.replace(_slot(nonce, index).encode(), b64, 1)
+    for index, chunk in enumerate(encoded):
+        content = content.replace(_slot(nonce, index).encode(), chunk, 1)
     return Response(content, media_type="application/json", headers=task_headers(gw, task, base))
 
 

@@ -9,6 +9,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel
 
 from imagegate.api.models import (
+    ProviderAttempt,
     Refund,
     Reservation,
     Settlement,
@@ -68,6 +69,7 @@ def task_view(gw: Gateway, task: Task, base_url: str) -> TaskView:
         outputs_deleted=task.outputs_deleted_at is not None,
         billing=billing_view(task),
         usage=usage_view(task),
+        attempts=[ProviderAttempt(**attempt) for attempt in task.provider_attempts or ()],
     )
 
 

@@ -19,6 +19,7 @@ from imagegate.catalog.registry import Catalog
 from imagegate.catalog.schema import ActionName, FieldSpec, ModelSpec, Rule, Variant
 from imagegate.errors import NotFoundError, ValidationError
 
+PLACEHOLDER_PROVIDERS = ("offline", "fake")  # the built-in kinds whose pictures are placeholders
 EXAMPLE_IMAGE_URL = "https://example.com/images/source.png"
 EXAMPLE_CALLBACK_URL = "https://example.com/hooks/imagegate"
 EXAMPLE_PROMPTS: dict[ActionName, str] = {
@@ -43,6 +44,14 @@ class Deployment:
     streaming: bool = False
     support_url: str | None = None  # where users report issues (the operator's settings)
     support_email: str | None = None
+    # How each provider describes itself (the registry's answer in a server): its kind, which
+    # chooses the words, and whether its pictures are placeholders. Defaults: name = kind.
+    provider_kind: Callable[[str], str] = str
+    is_placeholder: Callable[[str], bool] = lambda name: name in PLACEHOLDER_PROVIDERS
+
+    def placeholder(self, model: ModelSpec) -> bool:
+        """The model's pictures here are not its own (drawn offline, or canned)."""
+        return self.is_placeholder(self.provider_for(model))
 
 
 # -- money and time ------------------------------------------------------------------------------
@@ -190,13 +199,12 @@ def is_retired(model: ModelSpec, dep: Deployment) -> bool:
     return model.lifecycle.retired_on(dep.today)
 
 
-_PROVIDER_WORDS = {
+_PROVIDER_WORDS = {  # by kind
     "offline": "with the built-in offline renderer: it returns placeholder images drawn locally, "
     "not images from {vendor}'s model",
     "fake": "with the `fake` test provider: canned test images, not images from {vendor}'s model",
     "diffusers": "with local diffusers weights on its own hardware, not with {vendor}'s hosted model",
 }
-PLACEHOLDER_PROVIDERS = ("offline", "fake")
 
 
 def join_words(words: list[str], last: str = "and") -> str:
@@ -206,10 +214,11 @@ def join_words(words: list[str], last: str = "and") -> str:
 def provider_note(catalog: Catalog, models: list[ModelSpec], dep: Deployment) -> str:
     """Who renders these models' images here, said plainly; the models share one provider."""
     name, vendor = dep.provider_for(models[0]), catalog.line_of(models[0]).vendor
+    kind = dep.provider_kind(name)
     who = "This deployment serves " + join_words([f"{m.display_name} (`{m.id}`)" for m in models])
-    if name in _PROVIDER_WORDS:
-        return f"{who} {_PROVIDER_WORDS[name].format(vendor=vendor)}."
-    if name == "openai":
+    if kind in _PROVIDER_WORDS:
+        return f"{who} {_PROVIDER_WORDS[kind].format(vendor=vendor)}."
+    if kind == "openai" and name == "openai":
         upstream = join_words([f"`{m.upstream_model}`" for m in models])
         return f"{who} by passing each request on to OpenAI's {upstream}."
     return f"{who} through its `{name}` provider."

@@ -13,7 +13,6 @@ from datetime import date
 from typing import Any
 
 from imagegate.catalog.documents import (
-    PLACEHOLDER_PROVIDERS,
     Deployment,
     after_shutdown_text,
     cents,
@@ -49,7 +48,7 @@ __all__ = [
     "variant_markdown",
 ]
 
-_PROVIDER_LABELS = {
+_PROVIDER_LABELS = {  # by kind
     "offline": "offline (built-in renderer, placeholder images)",
     "fake": "fake (test provider, placeholder images)",
 }
@@ -87,7 +86,7 @@ def _cell(text: str) -> str:
 
 def _served_by(models: list[ModelSpec], dep: Deployment, *, labels: bool = True) -> str:
     names = dict.fromkeys(dep.provider_for(m) for m in models)
-    return ", ".join(_PROVIDER_LABELS.get(n, n) if labels else n for n in names)
+    return ", ".join(_PROVIDER_LABELS.get(dep.provider_kind(n), n) if labels else n for n in names)
 
 
 def _curl(url: str, body: dict[str, Any]) -> str:
@@ -127,7 +126,7 @@ def _lifecycle_notice(catalog: Catalog, model: ModelSpec, dep: Deployment) -> st
 
 
 def _notices(catalog: Catalog, models: list[ModelSpec], dep: Deployment) -> list[str]:
-    placeholder = [m for m in models if dep.provider_for(m) in PLACEHOLDER_PROVIDERS]
+    placeholder = [m for m in models if dep.placeholder(m)]
     out = [f"> **Placeholder images.** {note}" for note in provider_notes(catalog, placeholder, dep)]
     out += [notice for m in models if (notice := _lifecycle_notice(catalog, m, dep))]
     return out
@@ -478,7 +477,7 @@ def llms_txt(catalog: Catalog, dep: Deployment) -> str:
         f"`GET {base}/api/v1/tasks/{{id}}` until `status` is `completed`, then read `images[].url`. "
         f"OpenAI clients can use `base_url={base}/v1` instead.",
     ]
-    placeholder = [m for m in catalog.models.values() if dep.provider_for(m) in PLACEHOLDER_PROVIDERS]
+    placeholder = [m for m in catalog.models.values() if dep.placeholder(m)]
     out += _paragraphs(provider_notes(catalog, placeholder, dep))
     out += ["", "## Models", "", f"- [All models]({base}/models.md): every line, variant and price"]
     out.append(f"- [Pricing]({base}/pricing.md): price matrices, free calls, usage tiers and their limits")

@@ -399,3 +399,51 @@ def ledger_check(
         )
         raise typer.Exit(1)
     err.print("ledger clean: every balance equals the sum of its ledger, every hold ended once")
+
+
+def admin_usage(start: str | None, end: str | None, as_json: bool) -> None:
+    """``imagegate usage --admin``: every account's calls, charges, upstream cost and margin per
+    day and model, read from the database (the same figures as ``GET /admin/usage``)."""
+    from imagegate.billing import usage
+    from imagegate.dates import parse_day
+
+    def window() -> tuple[Any, Any]:
+        return usage.report_window(
+            utcnow().date(),
+            parse_day(start, "--from") if start else None,
+            parse_day(end, "--to") if end else None,
+        )
+
+    try:
+        first, last = window()
+    except GatewayError as exc:
+        err.print(f"[red]error:[/red] {exc.message}")
+        raise typer.Exit(2) from None
+
+    async def work(session: AsyncSession) -> list[dict[str, Any]]:
+        return await usage.margins(session, first, last)
+
+    rows = _with_session(Settings(), work)
+    totals = usage.margin_totals(rows)
+    if as_json:
+        _print_json(
+            {
+                "object": "list",
+                "from": first.isoformat(),
+                "to": last.isoformat(),
+                "data": rows,
+                "totals": totals,
+            }
+        )
+        return
+    table = Table(
+        "date", "model", "calls", "completed", "charged", "upstream cost", "margin",
+        title=f"{first.isoformat()} to {last.isoformat()}, all accounts",
+    )  # fmt: skip
+    for row in [*rows, totals]:
+        table.add_row(
+            row["date"], row["model"], str(row["calls"]), str(row["completed"]),
+            micro_to_usd(row["charged_micro"]), micro_to_usd(row["upstream_cost_micro"]),
+            micro_to_usd(row["margin_micro"]),
+        )  # fmt: skip
+    out.print(table)

@@ -31,7 +31,7 @@ from rich.progress import (
 from rich.table import Table
 
 from imagegate.cli import profiles
-from imagegate.cli.admin import app
+from imagegate.cli.admin import admin_usage, app
 from imagegate.sdk import (
     AuthenticationError,
     Client,
@@ -363,8 +363,19 @@ def usage(
     profile: Profile = None,
     base_url: BaseUrl = None,
     api_key: ApiKey = None,
+    admin: Annotated[
+        bool,
+        typer.Option(
+            "--admin",
+            help="Server administration: every account's calls, charges, upstream cost and margin, "
+            "read from the database (IMAGEGATE_DATA_DIR / IMAGEGATE_DATABASE_URL), not over HTTP.",
+        ),
+    ] = False,
 ) -> None:
-    """Calls and spend per day and model."""
+    """Calls and spend per day and model (--admin: margins of the whole gateway)."""
+    if admin:
+        admin_usage(start, end, as_json)
+        return
     with _client(profile, base_url, api_key) as client:
         report = client.account.usage(start=start, end=end)
     if as_json:

@@ -99,6 +99,10 @@ class Task(Base):
     inputs: Mapped[list[Any]]  # source references: [{"kind": "url"|"storage", "ref": ...}]
     images: Mapped[list[Any]] = mapped_column(default=list)  # [{key, width, height, content_type, bytes}]
     usage: Mapped[dict[str, Any] | None]
+    # Each provider call of every run: [{provider, started_at, ended_at, error_code}], written at the end.
+    provider_attempts: Mapped[list[Any] | None]
+    # What the upstream charged us for it (its token usage at the catalog's token prices).
+    upstream_cost_micro: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     error: Mapped[str | None] = mapped_column(Text)
     error_code: Mapped[str | None] = mapped_column(String(64))
     callback_url: Mapped[str | None] = mapped_column(Text)

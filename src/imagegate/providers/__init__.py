@@ -10,6 +10,7 @@ from imagegate.providers.base import (
     Provider,
     ProviderError,
     ProviderEvent,
+    Retrying,
     SourceImage,
     Usage,
 )
@@ -24,6 +25,7 @@ __all__ = [
     "Provider",
     "ProviderError",
     "ProviderEvent",
+    "Retrying",
     "SourceImage",
     "Usage",
 ]

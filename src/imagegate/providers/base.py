@@ -66,6 +66,9 @@ class GeneratedImage:
     content_type: str
     width: int
     height: int
+    # The upstream's own base64 of ``data``, when it sent one: relayed as is to a client that
+    # wants base64, so the bytes are never encoded again.
+    b64: str | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -94,7 +97,15 @@ class Usage:
     output_image_tokens: int = 0
 
 
-ProviderEvent = Progress | PartialImage | FinalImage | Usage
+@dataclass(frozen=True)
+class Retrying:
+    """The provider's call failed in a way worth another try, and it tries again (after its
+    back-off): the route records the failed call as one attempt."""
+
+    error_code: str
+
+
+ProviderEvent = Progress | PartialImage | FinalImage | Usage | Retrying
 
 
 class ProviderError(Exception):

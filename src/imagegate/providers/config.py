@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from imagegate.providers.retry import DEFAULT_BASE_S, DEFAULT_CAP_S, DEFAULT_MAX_RETRIES, RetryPolicy
+from imagegate.retry import INITIAL_DELAY_S, MAX_DELAY_S, MAX_RETRIES, RetryPolicy
 
 
 class ProviderConfig(BaseModel):
@@ -23,9 +23,9 @@ class ProviderConfig(BaseModel):
     base_url: str | None = Field(None, description="Upstream base URL; default: the kind's own.")
     timeout_s: float = Field(120.0, gt=0, description="Time limit for one upstream call.")
     max_concurrent: int = Field(8, ge=1, description="Upstream calls this provider makes at once.")
-    max_retries: int = Field(DEFAULT_MAX_RETRIES, ge=0, description="Retries of a retryable failure.")
-    retry_base_s: float = Field(DEFAULT_BASE_S, ge=0, description="First back-off step.")
-    retry_cap_s: float = Field(DEFAULT_CAP_S, ge=0, description="Longest wait, Retry-After included.")
+    max_retries: int = Field(MAX_RETRIES, ge=0, description="Retries of a retryable failure.")
+    retry_base_s: float = Field(INITIAL_DELAY_S, ge=0, description="First back-off step.")
+    retry_cap_s: float = Field(MAX_DELAY_S, ge=0, description="Longest wait, Retry-After included.")
     poll_interval_s: float = Field(2.0, gt=0, description="runapi: first wait between task polls.")
     model_path: str | None = Field(None, description="diffusers: local directory of a saved pipeline.")
     device: Literal["auto", "cuda", "mps", "cpu"] = Field("auto", description="diffusers: where to run.")

@@ -1,20 +1,20 @@
 """The ``openai`` kind: OpenAI's Images API (or any compatible upstream) through the official SDK.
 
 One ``AsyncOpenAI`` client per provider, so connections are reused across tasks. The SDK's own
-retries are off: :mod:`imagegate.providers.retry` decides, the same way for every provider.
+retries are off: :mod:`imagegate.retry` decides, the same way for every provider.
 Output bytes are decoded from base64 once and handed on as they are (never re-encoded).
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import binascii
 import logging
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import openai
+import pybase64
 
 from imagegate.providers.base import (
     CONTENT_TYPES,
@@ -26,11 +26,12 @@ from imagegate.providers.base import (
     Progress,
     ProviderError,
     ProviderEvent,
+    Retrying,
     Usage,
 )
 from imagegate.providers.config import ProviderConfig
 from imagegate.providers.registry import register_kind
-from imagegate.providers.retry import is_retryable_status, parse_retry_after
+from imagegate.retry import is_retryable_status, parse_retry_after
 
 log = logging.getLogger("imagegate.providers")
 
@@ -84,7 +85,7 @@ def _decode(b64: object) -> bytes:
     if not isinstance(b64, str) or not b64:
         raise ProviderError("the upstream answered without image data", retryable=True)
     try:
-        return base64.b64decode(b64, validate=True)
+        return pybase64.b64decode(b64, validate=True)
     except (binascii.Error, ValueError):
         raise ProviderError("the upstream answered undecodable image data", retryable=True) from None
 
@@ -141,8 +142,9 @@ class OpenAIProvider:
         return params
 
     def _image(self, request: ImageRequest, b64: object) -> GeneratedImage:
+        data = _decode(b64)  # validated, so the string itself can be relayed as it is
         return GeneratedImage(
-            _decode(b64), CONTENT_TYPES[request.output_format], request.width, request.height
+            data, CONTENT_TYPES[request.output_format], request.width, request.height, b64=str(b64)
         )
 
     async def _call(self, request: ImageRequest) -> AsyncIterator[ProviderEvent]:
@@ -193,6 +195,7 @@ class OpenAIProvider:
             if not error.retryable or not self._policy.should_retry(retries):
                 raise error
             wait = self._policy.delay(retries, retry_after)
+            yield Retrying(error.code)
             log.info("provider %s: %s, retrying in %.2f s", self.name, error.code, wait)
             await asyncio.sleep(wait)
             retries += 1

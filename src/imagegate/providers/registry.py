@@ -85,6 +85,7 @@ class Providers:
         for config in named.values():
             kind_factory(config.kind)  # an unknown kind stops the start, not the first task
         self.configs = named
+        self.now = now  # the gateway's clock: breakers and the attempts' times
         self.default = default or ("openai" if "openai" in named else "offline")
         self.check_names([self.default])
         self._instances: dict[str, Provider] = {}

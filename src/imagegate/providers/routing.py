@@ -5,18 +5,36 @@ counts against that provider's breaker and moves on to the next provider on the 
 provider whose breaker is open is skipped without a call. A non-retryable failure (the
 request itself was refused: content policy, validation, credentials) ends the run at once,
 since another provider would refuse it too or hide a misconfiguration.
+
+Every call is written down as an attempt ``{provider, started_at, ended_at, error_code}``
+(error_code None: it produced the images) in a list the caller owns, so the attempts made
+before a timeout or a cancel are kept too. A provider's own retry (a :class:`Retrying` event)
+ends one attempt and starts the next; an attempt's time includes the back-off before it.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
 
-from imagegate.providers.base import FinalImage, GeneratedImage, ImageRequest, Provider, ProviderError, Usage
+from imagegate.providers.base import (
+    FinalImage,
+    GeneratedImage,
+    ImageRequest,
+    Provider,
+    ProviderError,
+    Retrying,
+    Usage,
+)
 from imagegate.providers.registry import Providers
 
 log = logging.getLogger("imagegate.providers")
+CANCELED = "canceled"  # the error_code of a call cut off from outside (a timeout, a stop)
+
+Attempts = list[dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -34,7 +52,32 @@ class RouteFailed(ProviderError):
         self.provider = provider
 
 
-async def _collect(provider: Provider, request: ImageRequest) -> tuple[list[GeneratedImage], Usage | None]:
+class _Log:
+    """The attempts of one provider on the route, written into the caller's list."""
+
+    def __init__(self, attempts: Attempts, provider: str, now: Callable[[], float]) -> None:
+        self._attempts, self._provider, self._now = attempts, provider, now
+        self._started = self._stamp()
+
+    def _stamp(self) -> str:
+        return datetime.fromtimestamp(self._now(), UTC).isoformat().replace("+00:00", "Z")
+
+    def end(self, error_code: str | None) -> None:
+        ended = self._stamp()
+        self._attempts.append(
+            {
+                "provider": self._provider,
+                "started_at": self._started,
+                "ended_at": ended,
+                "error_code": error_code,
+            }
+        )
+        self._started = ended
+
+
+async def _collect(
+    provider: Provider, request: ImageRequest, attempt: _Log
+) -> tuple[list[GeneratedImage], Usage | None]:
     finals: dict[int, GeneratedImage] = {}
     usage: Usage | None = None
     async for event in provider.run(request):
@@ -42,12 +85,18 @@ async def _collect(provider: Provider, request: ImageRequest) -> tuple[list[Gene
             finals[event.index] = event.image
         elif isinstance(event, Usage):
             usage = event
+        elif isinstance(event, Retrying):
+            attempt.end(event.error_code)
     if len(finals) != request.n:
         raise ProviderError(f"provider returned {len(finals)} of {request.n} images", code="upstream_error")
     return [finals[i] for i in sorted(finals)], usage
 
 
-async def generate(providers: Providers, route: Sequence[str], request: ImageRequest) -> Routed:
+async def generate(
+    providers: Providers, route: Sequence[str], request: ImageRequest, attempts: Attempts | None = None
+) -> Routed:
+    """The first success along ``route``; each call is appended to ``attempts`` as it ends."""
+    attempts = [] if attempts is None else attempts
     last: ProviderError = ProviderError("the route names no provider", code="upstream_error")
     last_name: str | None = None
     for name in route:
@@ -60,10 +109,12 @@ async def generate(providers: Providers, route: Sequence[str], request: ImageReq
             )
             continue
         last_name = name
+        attempt = _Log(attempts, name, providers.now)
         try:
             async with providers.slot(name):
-                images, usage = await _collect(providers.get(name), request)
+                images, usage = await _collect(providers.get(name), request, attempt)
         except ProviderError as exc:
+            attempt.end(exc.code)
             if not exc.retryable:
                 breaker.success()  # the upstream answered: it is up, the request was refused
                 raise RouteFailed(exc, name) from exc
@@ -72,11 +123,13 @@ async def generate(providers: Providers, route: Sequence[str], request: ImageReq
             last = exc
             continue
         except BaseException:
+            attempt.end(CANCELED)
             breaker.release()  # canceled or a bug of ours: says nothing about the upstream
             raise
+        attempt.end(None)
         breaker.success()
         return Routed(name, images, usage)
     raise RouteFailed(last, last_name)
 
 
-__all__ = ["RouteFailed", "Routed", "generate"]
+__all__ = ["CANCELED", "Attempts", "RouteFailed", "Routed", "generate"]

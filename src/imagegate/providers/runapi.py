@@ -28,7 +28,7 @@ from imagegate.providers.base import (
 )
 from imagegate.providers.config import ProviderConfig
 from imagegate.providers.registry import register_kind
-from imagegate.providers.retry import is_retryable_status, parse_retry_after
+from imagegate.retry import is_retryable_status, parse_retry_after
 
 log = logging.getLogger("imagegate.providers")
 

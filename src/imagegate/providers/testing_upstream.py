@@ -53,6 +53,7 @@ class Behaviour:
     headers: dict[str, str] = field(default_factory=dict)
     stall_s: float = 0.0  # wait this long before answering
     garbage: bool = False  # answer 200 with a body that is not the API's
+    in_stream: bool = False  # a streamed call: start the stream, then fail with an error event
 
 
 def fail(status: int = 500, message: str = "The server had an error", code: str | None = None) -> Behaviour:
@@ -76,6 +77,11 @@ def moderation(message: str = "Your request was rejected by the safety system.")
 
 def stall(seconds: float) -> Behaviour:
     return Behaviour(stall_s=seconds)
+
+
+def stream_moderation(message: str = "The generated image was rejected by the safety system.") -> Behaviour:
+    """A streamed call refused midway (an output-stage block): one partial image, then an error event."""
+    return Behaviour(400, message, "moderation_blocked", "image_generation_user_error", in_stream=True)
 
 
 GARBAGE = Behaviour(garbage=True)
@@ -177,7 +183,7 @@ class OpenAIUpstream:
             await asyncio.sleep(behaviour.stall_s)
         if behaviour.garbage:
             return Response("<html>upstream proxy error</html>", 200, media_type="application/json")
-        if behaviour.status != 200:
+        if behaviour.status != 200 and not behaviour.in_stream:
             error = {
                 "message": behaviour.message,
                 "type": behaviour.type,
@@ -188,7 +194,8 @@ class OpenAIUpstream:
         fields = received.fields
         n = int(fields.get("n", 1))
         if str(fields.get("stream", "")).lower() == "true":
-            return StreamingResponse(self._events(received, n), media_type="text/event-stream")
+            events = self._events(received, n, behaviour if behaviour.in_stream else None)
+            return StreamingResponse(events, media_type="text/event-stream")
         data = [{"b64_json": self._picture(fields, i)} for i in range(n)]
         return JSONResponse(
             {
@@ -199,7 +206,9 @@ class OpenAIUpstream:
             }
         )
 
-    async def _events(self, received: Received, n: int) -> AsyncIterator[bytes]:
+    async def _events(
+        self, received: Received, n: int, failing: Behaviour | None = None
+    ) -> AsyncIterator[bytes]:
         prefix = "image_edit" if received.path.endswith("/edits") else "image_generation"
         fields = received.fields
         common = {
@@ -218,6 +227,15 @@ class OpenAIUpstream:
                     "b64_json": self._picture(fields, index, partial),
                 }
                 yield f"event: {prefix}.partial_image\ndata: {json.dumps(event)}\n\n".encode()
+                if failing is not None:
+                    error = {
+                        "message": failing.message,
+                        "type": failing.type,
+                        "param": None,
+                        "code": failing.code,
+                    }
+                    yield f"event: error\ndata: {json.dumps({'type': 'error', 'error': error})}\n\n".encode()
+                    return
             event = {
                 **common,
                 "type": f"{prefix}.completed",
@@ -227,4 +245,14 @@ class OpenAIUpstream:
             yield f"event: {prefix}.completed\ndata: {json.dumps(event)}\n\n".encode()
 
 
-__all__ = ["GARBAGE", "Behaviour", "OpenAIUpstream", "Received", "fail", "moderation", "rate_limit", "stall"]
+__all__ = [
+    "GARBAGE",
+    "Behaviour",
+    "OpenAIUpstream",
+    "Received",
+    "fail",
+    "moderation",
+    "rate_limit",
+    "stall",
+    "stream_moderation",
+]

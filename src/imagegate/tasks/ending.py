@@ -34,10 +34,19 @@ class Outcome:
     images: list[dict[str, Any]] = field(default_factory=list)  # stored outputs (completed only)
     usage: dict[str, Any] | None = None
     provider: str | None = None  # the provider that produced it (or failed last), when one was called
+    attempts: list[dict[str, Any]] | None = None  # every provider call; None: none made by this end
+    upstream_cost_micro: int = 0  # what the upstream charged for it (completed only)
 
     @classmethod
-    def failed(cls, code: str, message: str, *, provider: str | None = None) -> Outcome:
-        return cls(TaskStatus.FAILED, error_code=code, error=message, provider=provider)
+    def failed(
+        cls,
+        code: str,
+        message: str,
+        *,
+        provider: str | None = None,
+        attempts: list[dict[str, Any]] | None = None,
+    ) -> Outcome:
+        return cls(TaskStatus.FAILED, error_code=code, error=message, provider=provider, attempts=attempts)
 
 
 @dataclass(frozen=True)
@@ -66,6 +75,16 @@ async def settle(session: AsyncSession, task: Task, status: TaskStatus, now: dat
         await free_calls.give_back(session, task.account_id, task.variant)
 
 
+def _accounting(outcome: Outcome) -> dict[str, Any]:
+    """The provider calls and the upstream cost, written with the end (no extra statement)."""
+    values: dict[str, Any] = {}
+    if outcome.attempts is not None:
+        values["provider_attempts"] = list(outcome.attempts)
+    if outcome.status is TaskStatus.COMPLETED:
+        values["upstream_cost_micro"] = outcome.upstream_cost_micro
+    return values
+
+
 async def end_task(gw: Gateway, task_id: str, outcome: Outcome, fence: Fence = ANYONE) -> Task | None:
     """End the task with ``outcome``; the ended task, or None when it had already ended
     (or ``fence`` no longer matches), in which case nothing changed."""
@@ -77,6 +96,7 @@ async def end_task(gw: Gateway, task_id: str, outcome: Outcome, fence: Fence = A
     }
     if outcome.provider is not None:
         values["provider"] = outcome.provider
+    values.update(_accounting(outcome))
     if outcome.status is TaskStatus.COMPLETED:
         values.update(
             images=outcome.images,

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
+from imagegate.billing.upstream_cost import task_cost_micro
 from imagegate.catalog import ActionName
 from imagegate.db.models import Task
 from imagegate.errors import GatewayError
@@ -54,7 +55,7 @@ def _request(task: Task, sources: list[Any], mask: Any, markup: Any, upstream_mo
     )
 
 
-async def _generate(gw: Gateway, task: Task) -> Routed:
+async def _generate(gw: Gateway, task: Task, tried: routing.Attempts) -> Routed:
     refs = [ref for ref in task.inputs if ref.get("role") not in ("mask", "markup")]
     layers = {ref["role"]: ref for ref in task.inputs if ref.get("role") in ("mask", "markup")}
     sources = await inputs.load_all(gw, refs)
@@ -64,7 +65,14 @@ async def _generate(gw: Gateway, task: Task) -> Routed:
     upstream = served.upstream_model if served else task.model_served
     request = _request(task, sources, mask, markup, upstream)
     route = gw.route(served) if served else [task.provider]
-    return await routing.generate(gw.providers, route, request)
+    return await routing.generate(gw.providers, route, request, tried)
+
+
+def _upstream_cost(gw: Gateway, task: Task, routed: Routed) -> int:
+    served = gw.catalog.find(task.model_served)
+    placeholder = gw.providers.get(routed.provider).placeholder
+    usage = routed.usage.__dict__ if routed.usage else None
+    return task_cost_micro(served.token_prices if served else None, usage, placeholder=placeholder)
 
 
 async def _store_outputs(gw: Gateway, task: Task, images: list[GeneratedImage]) -> list[dict[str, Any]]:
@@ -152,12 +160,13 @@ async def run(gw: Gateway, task_id: str) -> bool:
         task = await session.get(Task, task_id, populate_existing=True)
     assert task is not None
     fence = Fence(attempt=attempt)
+    tried: routing.Attempts = list(task.provider_attempts or [])  # earlier runs' calls, then ours
     try:
         async with _leased(gw, task_id, attempt):
-            outcome = await _attempt(gw, task)
+            outcome = await _attempt(gw, task, tried)
             if outcome is None:  # retryable: back in the queue, attempt spent
                 async with gw.db.transaction() as session:
-                    await store.release_lease(session, task_id, attempt, gw.now())
+                    await store.release_lease(session, task_id, attempt, gw.now(), tried)
                 return True
             await end_task(gw, task_id, outcome, fence)
     except _LeaseLost:
@@ -168,26 +177,39 @@ async def run(gw: Gateway, task_id: str) -> bool:
     return False
 
 
-async def _attempt(gw: Gateway, task: Task) -> Outcome | None:
-    """What one provider call came to; None when it failed in a way worth another attempt."""
+async def _attempt(gw: Gateway, task: Task, tried: routing.Attempts) -> Outcome | None:
+    """What one provider call came to; None when it failed in a way worth another attempt.
+    Each provider call is appended to ``tried`` as it ends."""
     try:
         async with asyncio.timeout(gw.settings.task_timeout_s):
-            routed = await _generate(gw, task)
+            routed = await _generate(gw, task, tried)
     except TimeoutError:
-        return Outcome.failed("timeout", f"the task ran past {gw.settings.task_timeout_s:g} s")
+        if tried and tried[-1]["error_code"] == routing.CANCELED:
+            tried[-1]["error_code"] = "timeout"
+        message = f"the task ran past {gw.settings.task_timeout_s:g} s"
+        return Outcome.failed("timeout", message, attempts=tried)
     except ProviderError as exc:
         if exc.retryable and task.attempts < gw.settings.max_attempts:
             return None
         provider = exc.provider if isinstance(exc, routing.RouteFailed) else None
-        return Outcome.failed(exc.code, exc.message, provider=provider)
+        return Outcome.failed(exc.code, exc.message, provider=provider, attempts=tried)
     except GatewayError as exc:
-        return Outcome.failed(str(exc.code), exc.message)
+        return Outcome.failed(str(exc.code), exc.message, attempts=tried)
     except Exception:
         log.exception("task %s failed with an unexpected error", task.id)
-        return Outcome.failed("server", "internal error while generating")
+        return Outcome.failed("server", "internal error while generating", attempts=tried)
     stored = await _store_outputs(gw, task, routed.images)
+    if task.face == "openai":
+        gw.relay.keep(task.id, stored, routed.images)
     usage = routed.usage.__dict__ if routed.usage else None
-    return Outcome(TaskStatus.COMPLETED, images=stored, usage=usage, provider=routed.provider)
+    return Outcome(
+        TaskStatus.COMPLETED,
+        images=stored,
+        usage=usage,
+        provider=routed.provider,
+        attempts=tried,
+        upstream_cost_micro=_upstream_cost(gw, task, routed),
+    )
 
 
 __all__ = ["run"]

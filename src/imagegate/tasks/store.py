@@ -83,12 +83,20 @@ async def renew(session: AsyncSession, task_id: str, attempt: int, until: dateti
     return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
 
-async def release_lease(session: AsyncSession, task_id: str, attempt: int, now: datetime) -> None:
-    """Give a running task back for another attempt (a retryable provider failure)."""
+async def release_lease(
+    session: AsyncSession,
+    task_id: str,
+    attempt: int,
+    now: datetime,
+    provider_attempts: list[dict[str, Any]] | None = None,
+) -> None:
+    """Give a running task back for another attempt (a retryable provider failure), keeping
+    the provider calls made so far."""
+    kept = {} if provider_attempts is None else {"provider_attempts": list(provider_attempts)}
     await session.execute(
         update(Task)
         .where(_held_by(task_id, attempt))
-        .values(lease_until=now)
+        .values(lease_until=now, **kept)
         .execution_options(synchronize_session=False)
     )
 
