@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
 import threading
 import time
 import uuid
@@ -34,6 +35,10 @@ T = TypeVar("T")
 ADMIN_TOKEN = "test-admin-token"
 # Every in-process gateway lives on this calendar, whatever the real date: gpt-image-1.5 is
 # still live (it shuts down 2026-12-01). Retirement tests move the clock or the dates on purpose.
+# A developer's own OpenAI credentials must never route a test to the real upstream (zero
+# configuration routes GPT Image to `openai` when they are set); tests that want it set them.
+for _name in ("OPENAI_API_KEY", "OPENAI_BASE_URL"):
+    os.environ.pop(_name, None)
 TEST_EPOCH = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
 
