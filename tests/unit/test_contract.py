@@ -346,8 +346,13 @@ def test_token_prices_of_the_2_x_line(catalog: Catalog, name: str) -> None:
     )
 
 
-def test_token_prices_are_absent_where_the_catalog_has_none(catalog: Catalog) -> None:
-    assert catalog.token_prices("gpt-image-1.5") is None
+def test_older_models_keep_their_own_token_prices(catalog: Catalog) -> None:
+    older = catalog.token_prices("gpt-image-1.5")
+    assert older is not None and (older.text_in, older.image_in, older.image_out) == (
+        5_000_000,
+        8_000_000,
+        32_000_000,
+    )
     with pytest.raises(NotFoundError):
         catalog.token_prices("dall-e-9")
 
