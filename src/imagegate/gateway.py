@@ -10,12 +10,12 @@ from imagegate.catalog import Catalog, ModelSpec, load_catalog
 from imagegate.clock import SYSTEM_CLOCK, Clock
 from imagegate.db.migrate import upgrade_async
 from imagegate.db.session import Database
+from imagegate.events import Bus, LocalBus
 from imagegate.limits import RateLimiter, Tier, tier_for
 from imagegate.providers.registry import Providers
 from imagegate.settings import Settings
 from imagegate.storage import Storage, UrlSigner, guard, open_storage
 from imagegate.storage.signing import load_or_create_secret
-from imagegate.tasks.notify import Notifier
 
 
 def route_of(model: ModelSpec, default: str) -> list[str]:
@@ -60,7 +60,7 @@ class Gateway:
     signer: UrlSigner
     limiter: RateLimiter
     providers: Providers = field(default_factory=Providers)
-    notifier: Notifier = field(default_factory=Notifier)
+    bus: Bus = field(default_factory=LocalBus)  # Redis pub/sub replaces it for several processes
     clock: Clock = SYSTEM_CLOCK
 
     @classmethod
@@ -80,6 +80,7 @@ class Gateway:
         )
 
     async def close(self) -> None:
+        await self.bus.aclose()
         await self.providers.aclose()
         await self.db.dispose()
 

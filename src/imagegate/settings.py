@@ -103,6 +103,12 @@ class Settings(BaseSettings):
         300.0, gt=0, description="How long the synchronous OpenAI routes wait for their task."
     )
     output_retention_s: int = Field(7 * 24 * 3600, gt=0, description="How long output images are kept.")
+    partial_retention_s: int = Field(
+        3600, gt=0, description="How long partial (preview) images of a streamed task are kept."
+    )
+    sse_heartbeat_s: float = Field(
+        15.0, gt=0, description="Seconds between heartbeat comments on an open task event stream."
+    )
     upload_retention_s: int = Field(3600, gt=0, description="How long files posted to /api/v1/files live.")
     sweep_interval_s: float = Field(
         30.0, gt=0, description="How often expired files and stuck tasks are looked for."

@@ -44,7 +44,7 @@ def test_expired_outputs_are_deleted_and_answer_410(gw: Gateway) -> None:
     assert not any(path.exists() for path in stored), "the sweeper deleted the expired output"
     gone = gw.client().get(url)
     assert gone.status_code == 410
-    assert gone.json()["error"]["code"] == "gone"
+    assert gone.json()["error"]["code"] == "expired"
     after = client.get(f"/api/v1/tasks/{task['id']}").json()
     assert after["status"] == "completed"  # terminal statuses never change
     assert after["outputs_deleted"] is True

@@ -12,7 +12,18 @@ import uvicorn
 from fastapi import FastAPI
 
 from imagegate import __version__
-from imagegate.api import admin, billing, catalog, errors, file_uploads, files, openai, runapi, stored_files
+from imagegate.api import (
+    admin,
+    billing,
+    catalog,
+    errors,
+    events,
+    file_uploads,
+    files,
+    openai,
+    runapi,
+    stored_files,
+)
 from imagegate.api.models import Health
 from imagegate.api.openapi import install as install_openapi
 from imagegate.clock import SYSTEM_CLOCK, Clock
@@ -57,6 +68,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = SYSTEM_CLOCK)
     app.include_router(openai.router)
     app.include_router(admin.router)
     app.include_router(billing.router)
+    app.include_router(events.router)  # before runapi's /{service}/{action}/{id}, which would match
     app.include_router(runapi.router)  # last: its /{service}/{id} patterns are the broadest
     install_openapi(app)
     return app
@@ -83,4 +95,4 @@ class GatewayServer(uvicorn.Server):
         super().handle_exit(sig, frame)
         gw = getattr(getattr(self.config.app, "state", None), "gateway", None)  # set by the lifespan
         if gw is not None and self.loop is not None:
-            self.loop.call_soon_threadsafe(gw.notifier.close)
+            self.loop.call_soon_threadsafe(gw.bus.close)

@@ -10,13 +10,23 @@ since another provider would refuse it too or hide a misconfiguration.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
-from imagegate.providers.base import FinalImage, GeneratedImage, ImageRequest, Provider, ProviderError, Usage
+from imagegate.providers.base import (
+    FinalImage,
+    GeneratedImage,
+    ImageRequest,
+    Provider,
+    ProviderError,
+    ProviderEvent,
+    Usage,
+)
 from imagegate.providers.registry import Providers
 
 log = logging.getLogger("imagegate.providers")
+
+OnEvent = Callable[[ProviderEvent], Awaitable[None]]  # progress and partial images, as they come
 
 
 @dataclass(frozen=True)
@@ -34,7 +44,9 @@ class RouteFailed(ProviderError):
         self.provider = provider
 
 
-async def _collect(provider: Provider, request: ImageRequest) -> tuple[list[GeneratedImage], Usage | None]:
+async def _collect(
+    provider: Provider, request: ImageRequest, on_event: OnEvent | None
+) -> tuple[list[GeneratedImage], Usage | None]:
     finals: dict[int, GeneratedImage] = {}
     usage: Usage | None = None
     async for event in provider.run(request):
@@ -42,12 +54,16 @@ async def _collect(provider: Provider, request: ImageRequest) -> tuple[list[Gene
             finals[event.index] = event.image
         elif isinstance(event, Usage):
             usage = event
+        elif on_event is not None:
+            await on_event(event)
     if len(finals) != request.n:
         raise ProviderError(f"provider returned {len(finals)} of {request.n} images", code="upstream_error")
     return [finals[i] for i in sorted(finals)], usage
 
 
-async def generate(providers: Providers, route: Sequence[str], request: ImageRequest) -> Routed:
+async def generate(
+    providers: Providers, route: Sequence[str], request: ImageRequest, on_event: OnEvent | None = None
+) -> Routed:
     last: ProviderError = ProviderError("the route names no provider", code="upstream_error")
     last_name: str | None = None
     for name in route:
@@ -62,7 +78,7 @@ async def generate(providers: Providers, route: Sequence[str], request: ImageReq
         last_name = name
         try:
             async with providers.slot(name):
-                images, usage = await _collect(providers.get(name), request)
+                images, usage = await _collect(providers.get(name), request, on_event)
         except ProviderError as exc:
             if not exc.retryable:
                 breaker.success()  # the upstream answered: it is up, the request was refused
@@ -79,4 +95,4 @@ async def generate(providers: Providers, route: Sequence[str], request: ImageReq
     raise RouteFailed(last, last_name)
 
 
-__all__ = ["RouteFailed", "Routed", "generate"]
+__all__ = ["OnEvent", "RouteFailed", "Routed", "generate"]
