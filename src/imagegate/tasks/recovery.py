@@ -59,7 +59,10 @@ async def sweep_expired(gw: Gateway) -> int:
     """
     now = gw.now()
     async with gw.db.sessions() as session:
-        outputs = [(task.id, [image["key"] for image in task.images]) for task in await store.expired_outputs(session, now)]
+        outputs = [
+            (task.id, [image["key"] for image in task.images])
+            for task in await store.expired_outputs(session, now)
+        ]
         files = [(record.id, record.key) for record in await store.expired_files(session, now)]
     removed = 0
     for task_id, keys in outputs:
