@@ -88,7 +88,7 @@ class Settings(BaseSettings):
     support_email: str | None = Field(
         None, description="Support email address shown in the catalog FAQ; unset: none is shown."
     )
-    workers: int = Field(4, ge=1, le=256, description="Tasks the in-process worker pool runs at once.")
+    workers: int = Field(4, ge=1, le=4096, description="Tasks the in-process worker pool runs at once.")
     task_timeout_s: float = Field(600.0, gt=0, description="A task running longer than this fails.")
     lease_s: float = Field(
         30.0,

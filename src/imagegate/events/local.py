@@ -27,6 +27,13 @@ HISTORY = 128  # events held per task; past it the oldest progress (superseded b
 KEEP_ENDED_S = 300.0  # an ended task's history serves late reconnects this long
 KEEP_IDLE_S = 3600.0  # a task silent this long (ended in another process, say) is forgotten
 MAX_TOPICS = 4096  # beyond this, the least recently active topics go first
+_floors = [0]  # the last floor given in this process: a bus made after another starts above it
+
+
+def _floor() -> int:
+    floor = max(time.time_ns() // 1000, _floors[0] + 1_000_000)
+    _floors[0] = floor
+    return floor
 
 
 class _Topic:
@@ -121,7 +128,7 @@ class LocalBus:
         self.keep_idle_s = keep_idle_s
         self.max_topics = max_topics
         self._now = now
-        self._floor = time.time_ns() // 1000 if id_floor is None else id_floor
+        self._floor = _floor() if id_floor is None else id_floor
         self._topics: OrderedDict[str, _Topic] = OrderedDict()  # least recently active first
         self._cancels: dict[str, list[Callable[[], None]]] = {}
         self._closed = False
