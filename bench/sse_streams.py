@@ -56,7 +56,7 @@ def serve(data_dir: Path, tasks: int) -> None:
     server = GatewayServer(config)
 
     async def drive() -> None:
-        while not server.started:
+        while not server.started:  # noqa: ASYNC110 (uvicorn offers no event to wait on)
             await asyncio.sleep(0.05)
         port = server.servers[0].sockets[0].getsockname()[1]
         print(f"READY http://127.0.0.1:{port}", flush=True)
