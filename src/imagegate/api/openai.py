@@ -239,8 +239,20 @@ async def _run(
     return response
 
 
+# With ``stream: true`` the answer is Server-Sent Events in OpenAI's image stream event shapes.
+_STREAMED: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The images; with `stream: true`, OpenAI's image stream events as Server-Sent Events.",
+        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+    }
+}
+
+
 @router.post(
-    "/generations", response_model=ImagesResponse, openapi_extra=request_body(ImagesGenerationRequest)
+    "/generations",
+    response_model=ImagesResponse,
+    responses=_STREAMED,
+    openapi_extra=request_body(ImagesGenerationRequest),
 )
 async def generations(request: Request, gw: GatewayDep, who: CreatorDep, base: BaseUrlDep) -> Response:
     params = await json_body(request, gw)
@@ -283,7 +295,7 @@ async def _markup(gw: Gateway, form: Form, first: Upload, model: ModelSpec) -> U
     return markup
 
 
-@router.post("/edits", response_model=ImagesResponse, openapi_extra=EDITS_BODY)
+@router.post("/edits", response_model=ImagesResponse, responses=_STREAMED, openapi_extra=EDITS_BODY)
 async def edits(request: Request, gw: GatewayDep, who: CreatorDep, base: BaseUrlDep) -> Response:
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
         raise ValidationError("Send edits as multipart/form-data with image and prompt fields.")
