@@ -144,3 +144,15 @@ async def test_ids_start_above_the_time_the_bus_was_made() -> None:
     later = LocalBus()
     again = await later.publish("t", EventKind.STATUS, status("t", "processing"))
     assert again.id > event.id, "a restarted process gives ids above those clients saw before"
+
+
+async def test_ids_keep_increasing_for_a_task_whose_history_was_dropped() -> None:
+    clock = Clock()
+    bus = LocalBus(now=clock, keep_idle_s=10, max_topics=1, id_floor=0)
+    first = await bus.publish("slow", EventKind.STATUS, status("slow", "processing"))
+    clock.t = 100
+    await bus.publish("other", EventKind.STATUS, status("other", "pending"))  # drops "slow"
+    again = await bus.publish("slow", EventKind.PROGRESS, {"task_id": "slow", "progress": 0.5})
+    assert again.id > first.id, "a client resuming after the first id still gets the second"
+    async with bus.subscribe("slow", after=first.id) as events:
+        assert [e.id for e in events.backlog()] == [again.id]

@@ -7,8 +7,10 @@ that falls behind skips only superseded progress. Topics go some minutes after t
 ended, or after a long silence, and their number is capped: memory stays bounded however many
 tasks a process has run. A topic with an open subscription is never dropped.
 
-Ids start above the time the bus was made (in microseconds), so the ids a restarted process
-gives a task exceed those a client saw before the restart, and its Last-Event-ID stays valid.
+Ids come from one counter per bus, started at the time the bus was made in microseconds: they
+increase per task even when a task's topic was dropped and made again, and the ids a restarted
+process gives exceed those a client saw before the restart (that would take a million events a
+second), so its Last-Event-ID stays valid.
 """
 
 from __future__ import annotations
@@ -128,7 +130,7 @@ class LocalBus:
         self.keep_idle_s = keep_idle_s
         self.max_topics = max_topics
         self._now = now
-        self._floor = _floor() if id_floor is None else id_floor
+        self._last_id = _floor() if id_floor is None else id_floor  # the newest id given
         self._topics: OrderedDict[str, _Topic] = OrderedDict()  # least recently active first
         self._cancels: dict[str, list[Callable[[], None]]] = {}
         self._closed = False
@@ -145,12 +147,13 @@ class LocalBus:
         now = self._now()
         topic = self._topics.get(task_id)
         if topic is None:
-            topic = self._topics[task_id] = _Topic(self._floor, now)
+            topic = self._topics[task_id] = _Topic(self._last_id, now)
         else:
             self._topics.move_to_end(task_id)
             topic.touched = now
-        topic.last_id += 1
-        event = Event(task_id, topic.last_id, kind, data)
+        self._last_id += 1
+        topic.last_id = self._last_id
+        event = Event(task_id, self._last_id, kind, data)
         topic.append(event)
         if kind.terminal:
             topic.ended = True
@@ -181,7 +184,7 @@ class LocalBus:
             raise BusClosed
         topic = self._topics.get(task_id)
         if topic is None:
-            topic = self._topics[task_id] = _Topic(self._floor, self._now())
+            topic = self._topics[task_id] = _Topic(self._last_id, self._now())
         topic.subscribers += 1
         try:
             yield LocalSubscription(self, topic, after)
