@@ -33,6 +33,7 @@ from imagegate.tasks.status import TaskStatus
 
 router = APIRouter(prefix="/api/v1", tags=["runapi"], responses=error_responses(400, 401, 404, 429))
 
+SEND_TIMEOUT_S = 60.0  # a client that reads nothing for this long is let go (it can resume)
 LastEventId = Annotated[str | None, Header(alias="Last-Event-ID")]
 _STREAM: dict[int | str, dict[str, Any]] = {
     200: {
@@ -141,6 +142,7 @@ async def _respond(
     return EventSourceResponse(
         stream,
         ping=gw.settings.sse_heartbeat_s,
+        send_timeout=SEND_TIMEOUT_S,
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},  # no proxy buffering
     )
 
