@@ -28,6 +28,9 @@ from pathlib import Path
 import httpx
 from httpx_sse import aconnect_sse
 
+sys.path.insert(0, str(Path(__file__).parent))
+from _server import cpu_seconds
+
 ADMIN = "bench-admin-token"
 
 
@@ -158,6 +161,7 @@ async def bench(
         rss_open = rss_mb(pid)
         baseline = len(arrived)
         assert server.stdin is not None
+        cpu_before = cpu_seconds(pid)
         server.stdin.write(json.dumps({"ids": ids, "rounds": rounds, "rate": rate}) + "\n")
         server.stdin.flush()
         peak = rss_open
@@ -166,10 +170,12 @@ async def bench(
         while len(arrived) < expected and time.monotonic() < deadline:
             await asyncio.sleep(0.2)
             peak = max(peak, rss_mb(pid))
+        cpu_per_event_ms = (cpu_seconds(pid) - cpu_before) / (tasks * rounds) * 1000
         for stream in streams:
             stream.cancel()
         await asyncio.gather(*streams, return_exceptions=True)
     return_report(ids, arrived, created_s, opened_s, rss_idle, rss_open, peak, tasks, rounds, rate)
+    print(f"server CPU per event delivered: {cpu_per_event_ms:.3f} ms (publish, encode, send)")
 
 
 DATA: dict[str, Path] = {}
