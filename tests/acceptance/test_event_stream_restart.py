@@ -1,5 +1,6 @@
-"""A task event stream across a graceful stop of ``imagegate serve``: the stop does not wait for
-open streams, and the client resumes after the restart with its Last-Event-ID."""
+"""Streams across a graceful stop of ``imagegate serve``: the stop does not wait for open streams;
+a task event stream resumes after the restart with its Last-Event-ID, and a streaming OpenAI call
+gets OpenAI's error event rather than a cut connection."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ import threading
 from pathlib import Path
 
 import httpx
+import openai
 from httpx_sse import ServerSentEvent, connect_sse
 
-from tests.acceptance.test_crash_safety import FAKE, auth, create, stop
+from tests.acceptance.test_crash_safety import FAKE, auth, create, processing, stop
+from tests.acceptance.test_serve import poll
 from tests.serving import Start
 
 
@@ -48,3 +51,29 @@ def test_a_stream_survives_a_restart_by_resuming(serve: Start, tmp_path: Path) -
     assert all(int(e.id) > last for e in after), "ids after the restart exceed the ones before"
     assert json.loads(after[-1].data)["status"] == "completed"
     stop(server)
+
+
+def test_a_streaming_openai_call_gets_an_error_event_when_the_server_stops(
+    serve: Start, tmp_path: Path
+) -> None:
+    server = serve(tmp_path, **FAKE)
+    key = server.demo_key
+    assert key
+    raised: list[BaseException] = []
+
+    def call() -> None:
+        with openai.OpenAI(base_url=f"{server.base_url}/v1", api_key=key, max_retries=0) as sdk:
+            try:
+                list(sdk.images.generate(model="gpt-image-2.6-flare", prompt="[stall:4] slow", stream=True))
+            except openai.APIError as exc:
+                raised.append(exc)
+
+    caller = threading.Thread(target=call, daemon=True)
+    caller.start()
+    poll(lambda: {"n": len(processing(server, key))}, lambda b: b["n"] == 1)
+    assert stop(server) < 10
+    caller.join(timeout=30)
+    (error,) = raised
+    assert not isinstance(error, openai.APIConnectionError), "an error event, not a cut connection"
+    assert "restarting" in error.message
+    assert isinstance(error.body, dict) and error.body["code"] == "unavailable"

@@ -196,3 +196,31 @@ def test_stream_must_be_a_boolean(gateway: Gateway, key: str) -> None:
     )
     assert response.status_code == 400
     assert response.json()["error"]["param"] == "stream"
+
+
+def test_a_replayed_streaming_call_streams_the_original_task(gateway: Gateway, key: str) -> None:
+    with OpenAI(base_url=f"{gateway.base_url}/v1", api_key=key) as sdk:
+        first = sdk.images.generate(
+            model=FLARE,
+            prompt="one blue kite",
+            size="256x256",
+            stream=True,
+            partial_images=1,
+            extra_headers={"Idempotency-Key": "stream-replay-1"},
+        )
+        with first:
+            original = list(first)
+            task_id = first.response.headers["X-Imagegate-Task-Id"]
+        again = sdk.images.generate(
+            model=FLARE,
+            prompt="one blue kite",
+            size="256x256",
+            stream=True,
+            partial_images=1,
+            extra_headers={"Idempotency-Key": "stream-replay-1"},
+        )
+        with again:
+            replayed = list(again)
+            assert again.response.headers["X-Imagegate-Task-Id"] == task_id
+    assert [e.type for e in replayed] == [e.type for e in original]
+    assert replayed[-1].b64_json == original[-1].b64_json
