@@ -1,7 +1,8 @@
 """The OpenAI face: synchronous ``/v1/images/generations`` and ``/v1/images/edits``.
 
 Each call is a task on the account like any other; the route waits for it and
-answers in OpenAI's ``ImagesResponse`` shape, so the official SDK works unchanged.
+answers in OpenAI's ``ImagesResponse`` shape, so the official SDK works unchanged. With
+``stream: true`` it answers OpenAI's image stream events instead (``openai_stream``).
 """
 
 from __future__ import annotations
@@ -141,7 +142,7 @@ def _failure(task: Task) -> GatewayError:
 
 
 async def _wait(gw: Gateway, task_id: str, account_id: str) -> Task:
-    """The task once it has ended: woken by its end event, never by polling the database."""
+    """The task once it has ended: woken by its end event (a quiet wait reads it once a lease)."""
     try:
         async with gw.bus.subscribe(task_id) as events, asyncio.timeout(gw.settings.sync_timeout_s):
             while True:

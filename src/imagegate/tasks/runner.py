@@ -170,8 +170,9 @@ async def run(gw: Gateway, task_id: str) -> bool:
     """Run one task to a terminal status. True when it was handed back for another attempt.
 
     Cancelled from outside (shutdown), the run hands the task back without spending its
-    attempt, then lets the CancelledError through; a task canceled by its client is already
-    terminal, so handing back changes nothing.
+    attempt, then lets the CancelledError through. A cancel requested by the task's client
+    (over the bus, from any process) stops only the provider call, and the run returns: the
+    task has already ended canceled and released its hold.
     """
     stop = _Stop()
     off = gw.bus.on_cancel(task_id, stop)  # before the claim: no request can fall in between
