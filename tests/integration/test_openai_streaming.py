@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import io
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import openai
@@ -24,7 +25,7 @@ from openai.types import (
 )
 from PIL import Image, ImageChops, ImageStat
 
-from tests.conftest import Gateway, png_bytes
+from tests.conftest import Gateway, png_bytes, start_gateway
 
 FLARE = "gpt-image-2.6-flare"
 
@@ -224,3 +225,30 @@ def test_a_replayed_streaming_call_streams_the_original_task(gateway: Gateway, k
             assert again.response.headers["X-Imagegate-Task-Id"] == task_id
     assert [e.type for e in replayed] == [e.type for e in original]
     assert replayed[-1].b64_json == original[-1].b64_json
+
+
+def test_heartbeats_during_a_slow_stream_do_not_trouble_the_sdk(tmp_path: Path) -> None:
+    quick = start_gateway(tmp_path, sse_heartbeat_s=0.05)
+    try:
+        with OpenAI(base_url=f"{quick.base_url}/v1", api_key=quick.new_account()[1]) as sdk:
+            stream = sdk.images.generate(
+                model=FLARE,
+                prompt="[slow:0.5] a patient heron",
+                size="256x256",
+                stream=True,
+                partial_images=1,
+            )
+            with stream:
+                raw = stream.response
+                events = list(stream)
+        assert [e.type for e in events] == ["image_generation.partial_image", "image_generation.completed"]
+        assert raw.headers["content-type"].startswith("text/event-stream")
+        body = {"model": FLARE, "prompt": "[slow:0.5] a heron", "size": "256x256", "stream": True}
+        with quick.client(quick.new_account()[1]).stream(
+            "POST", "/v1/images/generations", json=body
+        ) as answer:
+            lines = list(answer.iter_lines())
+        assert any(line.startswith(":") for line in lines), "heartbeats were sent meanwhile"
+        assert "event: image_generation.completed" in lines
+    finally:
+        quick.close()
