@@ -32,7 +32,8 @@ class ErrorCode(StrEnum):
     INSUFFICIENT_CREDITS = "insufficient_credits"  # balance below the price
     RATE_LIMIT = "rate_limit"  # over the key's or account's limit
     CONFLICT = "conflict"  # idempotency key reused with another body, or a state clash
-    GONE = "gone"  # an output past its retention, or an expired link
+    GONE = "gone"  # bytes no longer stored behind a link that has not expired
+    EXPIRED = "expired"  # a link past its time: an output past retention, a partial image, an upload
     MODEL_RETIRED = "model_retired"  # model past its shutdown date, operator refuses successors
     PAYLOAD_TOO_LARGE = "payload_too_large"  # body or image over the configured limit
     UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"  # not an image we can read
@@ -107,6 +108,10 @@ class ConflictError(GatewayError):
 
 class GoneError(GatewayError):
     status_code, code = 410, ErrorCode.GONE
+
+
+class ExpiredError(GoneError):
+    code = ErrorCode.EXPIRED
 
 
 class ModelRetiredError(GatewayError):

@@ -11,12 +11,12 @@ from imagegate.catalog.lifecycle import serving_model
 from imagegate.clock import SYSTEM_CLOCK, Clock
 from imagegate.db.migrate import upgrade_async
 from imagegate.db.session import Database
+from imagegate.events import Bus, LocalBus
 from imagegate.limits import RateLimiter, Tier, tier_for
 from imagegate.providers.registry import Providers
 from imagegate.settings import Settings
 from imagegate.storage import Storage, UrlSigner, guard, open_storage
 from imagegate.storage.signing import load_or_create_secret
-from imagegate.tasks.notify import Notifier
 from imagegate.tasks.relay import B64Relay
 
 
@@ -73,7 +73,7 @@ class Gateway:
     signer: UrlSigner
     limiter: RateLimiter
     providers: Providers = field(default_factory=Providers)
-    notifier: Notifier = field(default_factory=Notifier)
+    bus: Bus = field(default_factory=LocalBus)  # Redis pub/sub replaces it for several processes
     relay: B64Relay = field(default_factory=B64Relay)  # upstream base64 for the OpenAI face
     clock: Clock = SYSTEM_CLOCK
     listening_url: str | None = None  # set once the server is bound: links in webhooks without public_url
@@ -95,6 +95,7 @@ class Gateway:
         )
 
     async def close(self) -> None:
+        await self.bus.aclose()
         await self.providers.aclose()
         await self.db.dispose()
 

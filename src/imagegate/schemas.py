@@ -132,8 +132,13 @@ class ImagesGenerationRequest(BaseModel):
     frame_count: int | None = Field(None, ge=2, le=16, description="GIF only; default 9.")
     frame_duration_ms: int | None = Field(None, ge=1, description="GIF only; default 200, rounded to 10 ms.")
     svg: SvgAuthor | None = None
-    stream: bool | None = Field(None, description="Not served yet: true is a 400.")
-    partial_images: int | None = Field(None, ge=0, le=3)
+    stream: bool | None = Field(
+        None,
+        description="true: answer OpenAI's image stream events as Server-Sent Events (not for gif, svg).",
+    )
+    partial_images: int | None = Field(
+        None, ge=0, le=3, description="Previews sent before the image when streaming (0-3)."
+    )
     response_format: Literal["b64_json", "url"] | None = None
     user: str | None = Field(None, description="Deprecated: use safety_identifier.")
     safety_identifier: str | None = Field(None, max_length=64)
@@ -174,6 +179,8 @@ EDITS_BODY: dict[str, Any] = {
                         },
                         "input_fidelity": {"enum": ["low", "high"]},
                         "response_format": {"enum": ["b64_json", "url"]},
+                        "stream": {"enum": ["true", "false"]},
+                        "partial_images": {"type": "integer", "minimum": 0, "maximum": 3},
                         "user": {"type": "string"},
                         "safety_identifier": {"type": "string", "maxLength": 64},
                     },

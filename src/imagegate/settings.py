@@ -89,7 +89,7 @@ class Settings(BaseSettings):
     support_email: str | None = Field(
         None, description="Support email address shown in the catalog FAQ; unset: none is shown."
     )
-    workers: int = Field(4, ge=1, le=256, description="Tasks the in-process worker pool runs at once.")
+    workers: int = Field(4, ge=1, le=4096, description="Tasks the in-process worker pool runs at once.")
     task_timeout_s: float = Field(600.0, gt=0, description="A task running longer than this fails.")
     lease_s: float = Field(
         30.0,
@@ -104,6 +104,12 @@ class Settings(BaseSettings):
         300.0, gt=0, description="How long the synchronous OpenAI routes wait for their task."
     )
     output_retention_s: int = Field(7 * 24 * 3600, gt=0, description="How long output images are kept.")
+    partial_retention_s: int = Field(
+        3600, gt=0, description="How long partial (preview) images of a streamed task are kept."
+    )
+    sse_heartbeat_s: float = Field(
+        15.0, gt=0, description="Seconds between heartbeat comments on an open task event stream."
+    )
     upload_retention_s: int = Field(3600, gt=0, description="How long files posted to /api/v1/files live.")
     sweep_interval_s: float = Field(
         30.0, gt=0, description="How often expired files and stuck tasks are looked for."

@@ -208,7 +208,7 @@ def test_expired_but_signed_link_is_gone(gateway: Gateway, uploaded: tuple[str, 
     response = httpx.get(gateway.base_url + signer.path(key, past), timeout=30)
     assert response.status_code == 410, response.text
     error = response.json()["error"]
-    assert error["code"] == "gone"
+    assert error["code"] == "expired"
     assert error["type"] == "invalid_request_error"
     # the same signer's link for the future still works: the test signer is the server's
     assert httpx.get(gateway.base_url + signer.path(key, past + 7200), timeout=30).status_code == 200

@@ -244,12 +244,6 @@ def test_a_slow_call_times_out_but_the_task_goes_on(tmp_path: Path) -> None:
         gw.close()
 
 
-def test_streaming_is_refused(client: OpenAI) -> None:
-    with pytest.raises(openai.BadRequestError) as caught:
-        client.images.generate(model="gpt-image-1.5", prompt="a cat", stream=True)
-    assert caught.value.param == "stream"
-
-
 # -- tasks and models ----------------------------------------------------------------------------
 def test_each_call_is_a_task_on_the_account(gateway: Gateway) -> None:
     key = gateway.new_account()[1]

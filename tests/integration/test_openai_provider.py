@@ -7,6 +7,7 @@ upstream is scripted to fail, stall, rate-limit or answer garbage.
 from __future__ import annotations
 
 import base64
+import io
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 from openai import OpenAI
+from PIL import Image
 
 from imagegate.catalog import load_catalog
 from imagegate.gateway import build_providers
@@ -147,8 +149,26 @@ def test_openai_face_edit_is_multipart_with_mask_and_usage(gw: Gateway, fresh: O
     assert result.usage.output_tokens == 1056
 
 
+def test_the_openai_face_relays_the_upstreams_partial_images(gw: Gateway, fresh: OpenAIUpstream) -> None:
+    """A streamed call asks the upstream for partial images and passes on what it sends."""
+    key = gw.new_account()[1]
+    with OpenAI(base_url=f"{gw.base_url}/v1", api_key=key, max_retries=0) as sdk:
+        events = list(
+            sdk.images.generate(
+                model="gpt-image-2", prompt="a fox", size="1024x1024", stream=True, partial_images=2
+            )
+        )
+    (received,) = fresh.received
+    assert received.fields["stream"] is True and received.fields["partial_images"] == 2
+    assert [e.type for e in events] == ["image_generation.partial_image"] * 2 + ["image_generation.completed"]
+    for index, event in enumerate(events[:2]):
+        picture = Image.open(io.BytesIO(base64.b64decode(event.b64_json))).convert("RGB")
+        assert picture.getpixel((0, 0))[2] == 20 * index  # the upstream draws partial k in blue 20*k
+    assert base64.b64decode(events[-1].b64_json) == fresh.sent[0]
+
+
 async def test_streaming_turns_upstream_events_into_partial_images(fresh: OpenAIUpstream) -> None:
-    """The gateway's faces do not stream yet, so the provider is driven directly (over HTTP)."""
+    """The provider on its own (over HTTP): upstream events become partial images and finals."""
     upstream_provider = OpenAIProvider(ProviderConfig.model_validate(provider("direct", fresh.base_url)))
     request = ImageRequest(
         task_id="t",

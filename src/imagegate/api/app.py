@@ -12,7 +12,18 @@ import uvicorn
 from fastapi import FastAPI
 
 from imagegate import __version__
-from imagegate.api import admin, billing, catalog, errors, file_uploads, files, openai, runapi, stored_files
+from imagegate.api import (
+    admin,
+    billing,
+    catalog,
+    errors,
+    events,
+    file_uploads,
+    files,
+    openai,
+    runapi,
+    stored_files,
+)
 from imagegate.api import webhooks as webhook_routes
 from imagegate.api.mcp_http import mount as mount_mcp
 from imagegate.api.models import Health
@@ -61,6 +72,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = SYSTEM_CLOCK)
     app.include_router(admin.router)
     app.include_router(billing.router)
     app.include_router(webhook_routes.router)  # before runapi's /{service}/{id} patterns
+    app.include_router(events.router)  # before runapi's /{service}/{action}/{id}, which would match
     mcp_sessions = mount_mcp(app, settings)
     app.include_router(runapi.router)  # last: its /{service}/{id} patterns are the broadest
     install_openapi(app)
@@ -96,4 +108,4 @@ class GatewayServer(uvicorn.Server):
         super().handle_exit(sig, frame)
         gw = getattr(getattr(self.config.app, "state", None), "gateway", None)  # set by the lifespan
         if gw is not None and self.loop is not None:
-            self.loop.call_soon_threadsafe(gw.notifier.close)
+            self.loop.call_soon_threadsafe(gw.bus.close)

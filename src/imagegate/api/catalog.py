@@ -33,6 +33,7 @@ def deployment(gw: Gateway, base: str) -> Deployment:
         free_calls_per_variant=settings.free_calls_per_variant if settings.billing_enabled else 0,
         charges_credits=settings.billing_enabled,
         rate_limits=rate_limits_text(gw) if settings.rate_limits_enabled else None,
+        streaming=True,  # the task event stream and the OpenAI face's stream: true
         support_url=settings.support_url,
         support_email=settings.support_email,
     )

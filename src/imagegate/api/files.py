@@ -16,7 +16,7 @@ from imagegate.api.deps import BaseUrlDep, GatewayDep, PrincipalDep, json_body
 from imagegate.api.models import FILES_BODY, FileObject, error_responses
 from imagegate.api.views import iso
 from imagegate.db.models import StoredFile
-from imagegate.errors import GoneError, NotFoundError, ValidationError
+from imagegate.errors import ExpiredError, GoneError, NotFoundError, ValidationError
 from imagegate.gateway import Gateway
 from imagegate.storage import StorageNotFound, guard
 from imagegate.storage.local import valid_key
@@ -130,7 +130,7 @@ async def download(key: str, expires: int, sig: str, gw: GatewayDep) -> Response
     if not valid_key(key) or not gw.signer.verify(key, expires, sig):
         raise NotFoundError("No such file (the link's signature does not match).")
     if expires < gw.now().timestamp():
-        raise GoneError("This link has expired.")
+        raise ExpiredError("This link has expired: what it pointed to is past its retention.")
     media_type = mimetypes.guess_type(key)[0] or "application/octet-stream"
     headers = {"Cache-Control": "private, max-age=3600", "X-Content-Type-Options": "nosniff"}
     path = gw.storage.local_path(key)

@@ -1,7 +1,8 @@
 """The OpenAI face: synchronous ``/v1/images/generations`` and ``/v1/images/edits``.
 
 Each call is a task on the account like any other; the route waits for it and
-answers in OpenAI's ``ImagesResponse`` shape, so the official SDK works unchanged.
+answers in OpenAI's ``ImagesResponse`` shape, so the official SDK works unchanged. With
+``stream: true`` it answers OpenAI's image stream events instead (``openai_stream``).
 """
 
 from __future__ import annotations
@@ -9,13 +10,14 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import secrets
-import time
 from typing import Any
 
 import pybase64
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
+from sse_starlette import EventSourceResponse
 
+from imagegate.api import openai_stream
 from imagegate.api.deps import BaseUrlDep, CreatorDep, GatewayDep, json_body, rate_headers
 from imagegate.api.models import (
     EDITS_BODY,
@@ -42,9 +44,10 @@ from imagegate.errors import (
     UpstreamError,
     ValidationError,
 )
+from imagegate.events import BusClosed
 from imagegate.gateway import Gateway
 from imagegate.storage.media import marks_something
-from imagegate.tasks import idempotency, service, store
+from imagegate.tasks import idempotency, service, waiting
 from imagegate.tasks.inputs import Upload, check_pixel_budget, check_upload
 from imagegate.tasks.service import Submission
 from imagegate.tasks.status import TaskStatus
@@ -97,10 +100,7 @@ def _submission(gw: Gateway, params: dict[str, Any], action: ActionName) -> Subm
             ) from None
         raise
     surface = openai_surface.check(model, action, params, size=pixels)
-    if params.get("stream") not in (None, False, "false", "False", ""):
-        raise ValidationError(
-            "stream is not supported by this gateway yet; poll the task API instead.", param="stream"
-        )
+    partials = openai_surface.integer(params.get("partial_images"), "partial_images", 0, 3, 0)
     return Submission(
         face="openai",
         model=model,
@@ -113,7 +113,18 @@ def _submission(gw: Gateway, params: dict[str, Any], action: ActionName) -> Subm
         background=surface.background,
         output_format=surface.output_format,
         output_compression=surface.output_compression,
+        partial_images=partials if _streaming(params) else 0,  # previews only for a stream
     )
+
+
+def _streaming(params: dict[str, Any]) -> bool:
+    """``stream`` as JSON (a boolean) or a form field ("true"/"false") sends it."""
+    value = params.get("stream")
+    if value in (None, False, "false", "False", ""):
+        return False
+    if value in (True, "true", "True"):
+        return True
+    raise ValidationError("stream must be a boolean", param="stream")
 
 
 def _failure(task: Task) -> GatewayError:
@@ -131,31 +142,26 @@ def _failure(task: Task) -> GatewayError:
 
 
 async def _wait(gw: Gateway, task_id: str, account_id: str) -> Task:
-    deadline = time.monotonic() + gw.settings.sync_timeout_s
-    while True:
-        future = gw.notifier.subscribe(task_id)
-        try:
-            async with gw.db.sessions() as session:
-                task = await store.get_for_account(session, account_id, task_id)
-            if TaskStatus(task.status).terminal:
-                return task
-            if gw.notifier.closed:
-                raise ServiceUnavailableError(
-                    f"The server is restarting; the task goes on. Poll GET /api/v1/tasks/{task_id}.",
-                    headers={"Retry-After": "5"},
-                    extra={"task_id": task_id},
-                )
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise GatewayTimeoutError(
-                    f"The image is still being made; poll GET /api/v1/tasks/{task_id}.",
-                    extra={"task_id": task_id},
-                )
-            # Woken by the end notification; the slow re-read only covers a task taken over by
-            # another process after this one's worker lost it (their end cannot wake us).
-            await asyncio.wait({future}, timeout=min(remaining, gw.settings.lease_s))
-        finally:
-            gw.notifier.unsubscribe(task_id, future)
+    """The task once it has ended: woken by its end event (a quiet wait reads it once a lease)."""
+    try:
+        async with gw.bus.subscribe(task_id) as events, asyncio.timeout(gw.settings.sync_timeout_s):
+            while True:
+                item = await waiting.next_event(gw, events, account_id, task_id)
+                if isinstance(item, Task):
+                    return item
+                if item.kind.terminal:
+                    return await waiting.read(gw, account_id, task_id)
+    except BusClosed:
+        raise ServiceUnavailableError(
+            f"The server is restarting; the task goes on. Poll GET /api/v1/tasks/{task_id}.",
+            headers={"Retry-After": "5"},
+            extra={"task_id": task_id},
+        ) from None
+    except TimeoutError:
+        raise GatewayTimeoutError(
+            f"The image is still being made; poll GET /api/v1/tasks/{task_id}.",
+            extra={"task_id": task_id},
+        ) from None
 
 
 async def _respond(gw: Gateway, task: Task, sub: Submission, base: str, response_format: str) -> Response:
@@ -215,25 +221,49 @@ def _slot(nonce: str, index: int) -> str:
 
 
 async def _run(
-    request: Request, gw: Gateway, who: Any, sub: Submission, base: str, response_format: str
+    request: Request,
+    gw: Gateway,
+    who: Any,
+    sub: Submission,
+    base: str,
+    params: dict[str, Any],
 ) -> Response:
+    response_format = openai_surface.enum(params, "response_format", "b64_json")
     sub.idempotency_key = idempotency.check_key(request.headers.get("idempotency-key"))
     sub.client_request_id = check_client_request_id(request.headers.get("x-client-request-id"))
+    stream = _streaming(params)
     result = await service.submit(gw, who, sub, request.app.state.queue.enqueue)
+    if stream:
+        prefix = "image_edit" if sub.action is ActionName.EDIT_IMAGE else "image_generation"
+        events = openai_stream.stream(gw, result.task.id, who.account_id, sub, prefix, _failure)
+        headers = {**rate_headers(request), **task_headers(gw, result.task, base)}
+        return EventSourceResponse(events, ping=gw.settings.sse_heartbeat_s, headers=headers)
     done = await _wait(gw, result.task.id, who.account_id)
     response = await _respond(gw, done, sub, base, response_format)
     response.headers.update(rate_headers(request))
     return response
 
 
+# With ``stream: true`` the answer is Server-Sent Events in OpenAI's image stream event shapes.
+_STREAMED: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The images; with `stream: true`, OpenAI's image stream events as Server-Sent Events.",
+        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+    }
+}
+
+
 @router.post(
-    "/generations", response_model=ImagesResponse, openapi_extra=request_body(ImagesGenerationRequest)
+    "/generations",
+    response_model=ImagesResponse,
+    responses=_STREAMED,
+    openapi_extra=request_body(ImagesGenerationRequest),
 )
 async def generations(request: Request, gw: GatewayDep, who: CreatorDep, base: BaseUrlDep) -> Response:
     params = await json_body(request, gw)
     sub = _submission(gw, params, ActionName.TEXT_TO_IMAGE)
     sub.fingerprint = {"face": "openai", "action": "generations", "body": params}
-    return await _run(request, gw, who, sub, base, openai_surface.enum(params, "response_format", "b64_json"))
+    return await _run(request, gw, who, sub, base, params)
 
 
 async def _layer(gw: Gateway, form: Form, first: Upload, name: str) -> Upload | None:
@@ -270,7 +300,7 @@ async def _markup(gw: Gateway, form: Form, first: Upload, model: ModelSpec) -> U
     return markup
 
 
-@router.post("/edits", response_model=ImagesResponse, openapi_extra=EDITS_BODY)
+@router.post("/edits", response_model=ImagesResponse, responses=_STREAMED, openapi_extra=EDITS_BODY)
 async def edits(request: Request, gw: GatewayDep, who: CreatorDep, base: BaseUrlDep) -> Response:
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
         raise ValidationError("Send edits as multipart/form-data with image and prompt fields.")
@@ -303,4 +333,4 @@ async def edits(request: Request, gw: GatewayDep, who: CreatorDep, base: BaseUrl
         "images": [hashlib.sha256(u.data).hexdigest() for u in (*uploads, *layered)],
     }
     check_pixel_budget(gw, [*uploads, *layered], "image")
-    return await _run(request, gw, who, sub, base, openai_surface.enum(fields, "response_format", "b64_json"))
+    return await _run(request, gw, who, sub, base, fields)

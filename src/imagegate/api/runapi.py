@@ -45,8 +45,9 @@ from imagegate.catalog import ActionName
 from imagegate.catalog.contract import validate
 from imagegate.db.models import Task
 from imagegate.errors import NotFoundError, ValidationError
+from imagegate.events import BusClosed
 from imagegate.gateway import Gateway
-from imagegate.tasks import idempotency, inputs, service, store
+from imagegate.tasks import idempotency, inputs, service, store, waiting
 from imagegate.tasks.service import Submission
 from imagegate.tasks.status import TaskStatus
 
@@ -165,7 +166,7 @@ async def edit_image(
     )
 
 
-def _task_id(value: str) -> str:
+def task_id_of(value: str) -> str:
     value = value.lower()  # UUIDs are case-insensitive; ours are stored in lower case
     if not _UUID.match(value):
         raise NotFoundError(f"No task {value!r}.", param="id")
@@ -184,22 +185,20 @@ def _etag(task: Task) -> str:
 
 async def _load(gw: Gateway, account_id: str, task_id: str, wait_s: float) -> Task:
     """The task; with ``wait_s``, held until it ends or the wait runs out (a long poll that
-    wakes on the end notification, so a waiting reader costs nothing while it waits)."""
-    async with gw.db.sessions() as session:
-        task = await store.get_for_account(session, account_id, task_id)
+    wakes on the end event, so a waiting reader costs nothing while it waits)."""
+    task = await waiting.read(gw, account_id, task_id)
     if wait_s <= 0 or TaskStatus(task.status).terminal:
         return task
-    ended = gw.notifier.subscribe(task_id)
     try:
-        async with gw.db.sessions() as session:  # it may have ended between the read and subscribing
-            task = await store.get_for_account(session, account_id, task_id)
-        if not TaskStatus(task.status).terminal:
-            await asyncio.wait({ended}, timeout=wait_s)
-            async with gw.db.sessions() as session:
-                task = await store.get_for_account(session, account_id, task_id)
-    finally:
-        gw.notifier.unsubscribe(task_id, ended)
-    return task
+        # The bus replays the task's history: an end between the read and here is heard too.
+        async with gw.bus.subscribe(task_id) as events, asyncio.timeout(wait_s):
+            while True:
+                item = await waiting.next_event(gw, events, account_id, task_id)
+                if isinstance(item, Task) or item.kind.terminal:
+                    break
+    except (TimeoutError, BusClosed):
+        pass  # answer with the task as it stands
+    return await waiting.read(gw, account_id, task_id)
 
 
 async def _read(
@@ -212,7 +211,7 @@ async def _read(
     action: str | None = None,
     wait_s: float = 0.0,
 ) -> Response:
-    task = await _load(gw, who.account_id, _task_id(task_id), wait_s)
+    task = await _load(gw, who.account_id, task_id_of(task_id), wait_s)
     if (service_slug is not None and task.service != service_slug) or (
         action is not None and task.action != action
     ):
@@ -274,8 +273,7 @@ async def get_task(
 async def cancel_task(
     request: Request, task_id: str, gw: GatewayDep, who: PrincipalDep, base: BaseUrlDep
 ) -> Response:
-    task = await service.cancel(gw, who, _task_id(task_id))
-    request.app.state.queue.cancel_running(task.id)
+    task = await service.cancel(gw, who, task_id_of(task_id))
     return _answer(request, gw, task, base, task_view(gw, task, base))
 
 

@@ -103,7 +103,9 @@ def support_answer(dep: Deployment) -> str:
 
 def faq_sections(catalog: Catalog, line: Line, models: list[ModelSpec], dep: Deployment) -> list[str]:
     stream = (
-        "Yes: this deployment streams task progress as server-sent events. Polling works as well."
+        "Yes: this deployment streams task progress as server-sent events from "
+        f"`GET {dep.base_url}/api/v1/tasks/<id>/events` (status, progress, partial images, the end), "
+        "and the OpenAI-compatible routes take `stream: true` with `partial_images`. Polling works as well."
         if dep.streaming
         else "Not yet: this deployment does not stream. Create a task, then poll "
         f"`GET {dep.base_url}/api/v1/tasks/<id>` until its status is `completed` or `failed` "

@@ -15,7 +15,7 @@ ends one attempt and starts the next; an attempt's time includes the back-off be
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -26,6 +26,7 @@ from imagegate.providers.base import (
     ImageRequest,
     Provider,
     ProviderError,
+    ProviderEvent,
     Retrying,
     Usage,
 )
@@ -35,6 +36,8 @@ log = logging.getLogger("imagegate.providers")
 CANCELED = "canceled"  # the error_code of a call cut off from outside (a timeout, a stop)
 
 Attempts = list[dict[str, Any]]
+
+OnEvent = Callable[[ProviderEvent], Awaitable[None]]  # progress and partial images, as they come
 
 
 @dataclass(frozen=True)
@@ -76,7 +79,7 @@ class _Log:
 
 
 async def _collect(
-    provider: Provider, request: ImageRequest, attempt: _Log
+    provider: Provider, request: ImageRequest, attempt: _Log, on_event: OnEvent | None
 ) -> tuple[list[GeneratedImage], Usage | None]:
     finals: dict[int, GeneratedImage] = {}
     usage: Usage | None = None
@@ -87,15 +90,22 @@ async def _collect(
             usage = event
         elif isinstance(event, Retrying):
             attempt.end(event.error_code)
+        elif on_event is not None:
+            await on_event(event)
     if len(finals) != request.n:
         raise ProviderError(f"provider returned {len(finals)} of {request.n} images", code="upstream_error")
     return [finals[i] for i in sorted(finals)], usage
 
 
 async def generate(
-    providers: Providers, route: Sequence[str], request: ImageRequest, attempts: Attempts | None = None
+    providers: Providers,
+    route: Sequence[str],
+    request: ImageRequest,
+    attempts: Attempts | None = None,
+    on_event: OnEvent | None = None,
 ) -> Routed:
-    """The first success along ``route``; each call is appended to ``attempts`` as it ends."""
+    """The first success along ``route``; each call is appended to ``attempts`` as it ends,
+    progress and partial images go to ``on_event`` as they come."""
     attempts = [] if attempts is None else attempts
     last: ProviderError = ProviderError("the route names no provider", code="upstream_error")
     last_name: str | None = None
@@ -112,7 +122,7 @@ async def generate(
         attempt = _Log(attempts, name, providers.now)
         try:
             async with providers.slot(name):
-                images, usage = await _collect(providers.get(name), request, attempt)
+                images, usage = await _collect(providers.get(name), request, attempt, on_event)
         except ProviderError as exc:
             attempt.end(exc.code)
             if not exc.retryable:
@@ -132,4 +142,4 @@ async def generate(
     raise RouteFailed(last, last_name)
 
 
-__all__ = ["CANCELED", "Attempts", "RouteFailed", "Routed", "generate"]
+__all__ = ["CANCELED", "Attempts", "OnEvent", "RouteFailed", "Routed", "generate"]

@@ -4,7 +4,8 @@ It speaks the wire format the SDK does: ``POST /v1/images/generations`` (JSON) a
 ``POST /v1/images/edits`` (multipart, ``image[]`` and ``mask``), JSON answers with base64
 images and usage, SSE events when ``stream`` is true, and OpenAI's error bodies. Each request
 takes the next scripted :class:`Behaviour` (default: succeed) and is recorded in ``received``,
-and every image it sent is kept in ``sent`` so a test can compare bytes exactly.
+and every image it sent is kept in ``sent`` so a test can compare bytes exactly. A client that
+hangs up during a stall is counted in ``hung_up``.
 
     with OpenAIUpstream() as upstream:
         upstream.script(fail(500), rate_limit(retry_after=0))
@@ -100,6 +101,7 @@ class OpenAIUpstream:
     def __init__(self) -> None:
         self.received: list[Received] = []
         self.sent: list[bytes] = []  # every final image's bytes, in order
+        self.hung_up: list[str] = []  # paths of requests whose client closed them during a stall
         self._script: collections.deque[Behaviour] = collections.deque()
         self._lock = threading.Lock()
         app = Starlette(
@@ -124,6 +126,7 @@ class OpenAIUpstream:
             self._script.clear()
             self.received.clear()
             self.sent.clear()
+            self.hung_up.clear()
 
     def start(self) -> str:
         self._thread.start()
@@ -179,8 +182,8 @@ class OpenAIUpstream:
         with self._lock:
             self.received.append(received)
             behaviour = self._script.popleft() if self._script else SUCCEED
-        if behaviour.stall_s:
-            await asyncio.sleep(behaviour.stall_s)
+        if behaviour.stall_s and await self._stall(request, behaviour.stall_s):
+            return Response(status_code=499)  # nobody reads it
         if behaviour.garbage:
             return Response("<html>upstream proxy error</html>", 200, media_type="application/json")
         if behaviour.status != 200 and not behaviour.in_stream:
@@ -205,6 +208,18 @@ class OpenAIUpstream:
                 "output_format": fields.get("output_format", "png"),
             }
         )
+
+    async def _stall(self, request: Request, seconds: float) -> bool:
+        """Wait, watching the connection: True (and recorded) when the client hangs up first."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        while (left := deadline - loop.time()) > 0:
+            if await request.is_disconnected():
+                with self._lock:
+                    self.hung_up.append(request.url.path)
+                return True
+            await asyncio.sleep(min(0.05, left))
+        return False
 
     async def _events(
         self, received: Received, n: int, failing: Behaviour | None = None

@@ -17,6 +17,3 @@ class Queue(Protocol):
 
     async def drain(self) -> None:
         """Return once everything queued so far, and what it queued in turn, has run."""
-
-    def cancel_running(self, task_id: str) -> bool:
-        """Stop the task's provider call if this process runs it."""

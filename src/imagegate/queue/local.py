@@ -63,13 +63,6 @@ class LocalQueue:
         await asyncio.gather(*self._workers, return_exceptions=True)
         self._workers.clear()
 
-    def cancel_running(self, task_id: str) -> bool:
-        job = self._running.get(task_id)
-        if job is None:
-            return False
-        job.cancel()
-        return True
-
     async def drain(self) -> None:
         await self._queue.join()
         while self._retries:  # a retry timer will queue more
@@ -90,7 +83,7 @@ class LocalQueue:
                 if current is not None and current.cancelling():
                     job.cancel()
                     raise
-                # the job alone was canceled: by its client, or by stop()
+                # the job alone was canceled: by stop(), which hands its task back
             except Exception:
                 log.exception("worker crashed on task %s", task_id)
             finally:

@@ -10,7 +10,7 @@ ImagegateError                     anything this SDK raises
 │   ├── PermissionDeniedError     403 permission
 │   ├── NotFoundError             404 not_found
 │   ├── ConflictError             409 conflict
-│   ├── GoneError                 410 gone
+│   ├── GoneError                 410 gone, expired
 │   │   └── ModelRetiredError     410 model_retired
 │   ├── PayloadTooLargeError      413 payload_too_large
 │   ├── UnsupportedMediaTypeError 415 unsupported_media_type
@@ -174,6 +174,7 @@ BY_CODE: dict[str, type[APIStatusError]] = {
     ErrorCode.NOT_FOUND: NotFoundError,
     ErrorCode.CONFLICT: ConflictError,
     ErrorCode.GONE: GoneError,
+    ErrorCode.EXPIRED: GoneError,  # a link past its time: the same remedy as gone
     ErrorCode.MODEL_RETIRED: ModelRetiredError,
     ErrorCode.PAYLOAD_TOO_LARGE: PayloadTooLargeError,
     ErrorCode.UNSUPPORTED_MEDIA_TYPE: UnsupportedMediaTypeError,

@@ -4,8 +4,8 @@ Every terminal transition goes through :func:`end_task`, so each keeps the same 
 in one transaction the status moves (only from an active status, and for a worker only
 while its attempt still holds the task), the hold is settled (completed is charged,
 anything else released and its free call returned) and held inputs are forgotten. After
-the commit the bytes are deleted and waiters are woken. A call that loses the race
-changes nothing and deletes only what its own attempt wrote.
+the commit the bytes are deleted and the end is published on the bus (waiters, streams).
+A call that loses the race changes nothing and deletes only what its own attempt wrote.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from imagegate.billing import free_calls, ledger
 from imagegate.db.models import Task
 from imagegate.gateway import Gateway
-from imagegate.tasks import store
+from imagegate.tasks import publish, store
 from imagegate.tasks.status import TaskStatus
 from imagegate.webhooks import outbox
 
@@ -129,7 +129,7 @@ async def end_task(gw: Gateway, task_id: str, outcome: Outcome, fence: Fence = A
         keys = [image["key"] for image in outcome.images]  # this attempt lost: its outputs go
     await delete_keys(gw, keys)
     if ended is not None:
-        gw.notifier.task_ended(task_id)
+        await publish.ended(gw, task_id, outcome.status)  # after the commit: listeners read it ended
     return ended
 
 

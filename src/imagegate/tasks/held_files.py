@@ -17,6 +17,7 @@ from imagegate.errors import ConflictError, NotFoundError
 from imagegate.gateway import Gateway
 from imagegate.tasks import inputs
 from imagegate.tasks.inputs import Upload
+from imagegate.tasks.publish import PARTIALS_PREFIX
 
 
 @dataclass(frozen=True)
@@ -27,7 +28,10 @@ class Page:
 
 def _live(account_id: str, now: datetime) -> ColumnElement[bool]:
     return and_(
-        StoredFile.account_id == account_id, StoredFile.task_id.is_(None), StoredFile.expires_at > now
+        StoredFile.account_id == account_id,
+        StoredFile.task_id.is_(None),
+        StoredFile.expires_at > now,
+        ~StoredFile.key.startswith(PARTIALS_PREFIX),  # previews a task streamed: not uploads
     )
 
 

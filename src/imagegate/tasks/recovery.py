@@ -49,23 +49,38 @@ async def recover(gw: Gateway) -> list[str]:
 
 
 async def sweep_expired(gw: Gateway) -> int:
-    """Delete outputs past retention and input files past their time; the task rows stay."""
+    """Delete outputs past retention, partial images and input files past their time; the task
+    rows stay (their links answer 410). Returns what this sweep deleted.
+
+    Safe in several processes at once: bytes are deleted before their record is marked or
+    removed (a delete of what is gone is a no-op, so a crash in between only repeats it), and
+    each record is marked by one conditional statement, so racing sweepers count each once.
+    No transaction is held while files are deleted.
+    """
     now = gw.now()
+    async with gw.db.sessions() as session:
+        outputs = [
+            (task.id, [image["key"] for image in task.images])
+            for task in await store.expired_outputs(session, now)
+        ]
+        files = [(record.id, record.key) for record in await store.expired_files(session, now)]
     removed = 0
-    async with gw.db.transaction() as session:
-        for task in await store.expired_outputs(session, now):
-            for image in task.images:
-                with contextlib.suppress(Exception):
-                    await gw.storage.delete(image["key"])
-                removed += 1
-            task.outputs_deleted_at = now
-        files = await store.expired_files(session, now)
-        for record in files:
-            with contextlib.suppress(Exception):
-                await gw.storage.delete(record.key)
-            removed += 1
-        await store.forget_files(session, [f.id for f in files])
+    for task_id, keys in outputs:
+        await _delete(gw, keys)
+        async with gw.db.transaction() as session:
+            if await store.mark_outputs_deleted(session, task_id, now):
+                removed += len(keys)
+    if files:
+        await _delete(gw, [key for _, key in files])
+        async with gw.db.transaction() as session:
+            removed += await store.forget_files(session, [file_id for file_id, _ in files])
     return removed
+
+
+async def _delete(gw: Gateway, keys: list[str]) -> None:
+    for key in keys:
+        with contextlib.suppress(Exception):  # kept by its record: the next sweep tries again
+            await gw.storage.delete(key)
 
 
 __all__ = ["INPUT_GRACE", "recover", "sweep_expired", "task_deadline"]

@@ -4,6 +4,11 @@ A run is fenced by its attempt number: the lease renewal, a retry and the end al
 that this attempt still holds the task, so a second process that took the task over
 (after this one's lease ran out) and this one never both end it, and each deletes only
 the bytes it wrote (output keys are unique per run).
+
+The run tells the bus its status, its provider's progress and partial images. A client's
+cancel ends the task where the request arrived, then asks over the bus that the process
+running it stop: the provider call is cancelled (the offline renderer between stages, an
+upstream request by closing it), and the run ends without touching the ended task.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -25,7 +30,7 @@ from imagegate.providers import routing
 from imagegate.providers.base import Action, GeneratedImage, ImageRequest, ProviderError
 from imagegate.providers.routing import Routed
 from imagegate.storage.media import EXTENSIONS
-from imagegate.tasks import inputs, store
+from imagegate.tasks import inputs, publish, store
 from imagegate.tasks.ending import Fence, Outcome, delete_keys, end_task
 from imagegate.tasks.status import TaskStatus
 
@@ -55,7 +60,7 @@ def _request(task: Task, sources: list[Any], mask: Any, markup: Any, upstream_mo
     )
 
 
-async def _generate(gw: Gateway, task: Task, tried: routing.Attempts) -> Routed:
+async def _generate(gw: Gateway, task: Task, tried: routing.Attempts, on_event: publish.Relay) -> Routed:
     refs = [ref for ref in task.inputs if ref.get("role") not in ("mask", "markup")]
     layers = {ref["role"]: ref for ref in task.inputs if ref.get("role") in ("mask", "markup")}
     sources = await inputs.load_all(gw, refs)
@@ -65,7 +70,7 @@ async def _generate(gw: Gateway, task: Task, tried: routing.Attempts) -> Routed:
     upstream = served.upstream_model if served else task.model_served
     request = _request(task, sources, mask, markup, upstream)
     route = gw.route(served) if served else [task.provider]
-    return await routing.generate(gw.providers, route, request, tried)
+    return await routing.generate(gw.providers, route, request, tried, on_event)
 
 
 def _upstream_cost(gw: Gateway, task: Task, routed: Routed) -> int:
@@ -139,6 +144,30 @@ class _LeaseLost(Exception):
     """The task ended elsewhere (or another worker took it) while this run was working."""
 
 
+class _Stop:
+    """Cancels a run's provider call when a cancel of its task is requested over the bus.
+    Only the call is cancelled: the run then stores nothing and its end finds the task ended."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._call: asyncio.Task[Any] | None = None
+
+    def __call__(self) -> None:
+        self.requested = True
+        if self._call is not None:
+            self._call.cancel()
+
+    @contextlib.contextmanager
+    def scope(self) -> Iterator[None]:
+        self._call = asyncio.current_task()
+        if self.requested and self._call is not None:  # asked before the call began
+            self._call.cancel()
+        try:
+            yield
+        finally:
+            self._call = None
+
+
 async def _hand_back(gw: Gateway, task_id: str, attempt: int) -> None:
     with contextlib.suppress(Exception):  # if this fails, the lease runs out and recovery takes it
         async with gw.db.transaction() as session:
@@ -149,9 +178,19 @@ async def run(gw: Gateway, task_id: str) -> bool:
     """Run one task to a terminal status. True when it was handed back for another attempt.
 
     Cancelled from outside (shutdown), the run hands the task back without spending its
-    attempt, then lets the CancelledError through; a task canceled by its client is already
-    terminal, so handing back changes nothing.
+    attempt, then lets the CancelledError through. A cancel requested by the task's client
+    (over the bus, from any process) stops only the provider call, and the run returns: the
+    task has already ended canceled and released its hold.
     """
+    stop = _Stop()
+    off = gw.bus.on_cancel(task_id, stop)  # before the claim: no request can fall in between
+    try:
+        return await _run(gw, task_id, stop)
+    finally:
+        off()
+
+
+async def _run(gw: Gateway, task_id: str, stop: _Stop) -> bool:
     lease = timedelta(seconds=gw.settings.lease_s)
     async with gw.db.transaction() as session:
         attempt = await store.claim(session, task_id, gw.now(), lease)
@@ -159,11 +198,12 @@ async def run(gw: Gateway, task_id: str) -> bool:
             return False
         task = await session.get(Task, task_id, populate_existing=True)
     assert task is not None
+    await publish.status(gw, task_id, TaskStatus.PROCESSING)
     fence = Fence(attempt=attempt)
     tried: routing.Attempts = list(task.provider_attempts or [])  # earlier runs' calls, then ours
     try:
         async with _leased(gw, task_id, attempt):
-            outcome = await _attempt(gw, task, tried)
+            outcome = await _attempt(gw, task, stop, tried)
             if outcome is None:  # retryable: back in the queue, attempt spent
                 async with gw.db.transaction() as session:
                     await store.release_lease(session, task_id, attempt, gw.now(), tried)
@@ -172,17 +212,22 @@ async def run(gw: Gateway, task_id: str) -> bool:
     except _LeaseLost:
         log.info("task %s ended elsewhere while running; this run stopped", task_id)
     except asyncio.CancelledError:
+        current = asyncio.current_task()
+        if stop.requested and current is not None and current.uncancel() == 0:
+            log.info("task %s was canceled by its client; its provider call stopped", task_id)
+            return False
         await _hand_back(gw, task_id, attempt)
         raise
     return False
 
 
-async def _attempt(gw: Gateway, task: Task, tried: routing.Attempts) -> Outcome | None:
+async def _attempt(gw: Gateway, task: Task, stop: _Stop, tried: routing.Attempts) -> Outcome | None:
     """What one provider call came to; None when it failed in a way worth another attempt.
     Each provider call is appended to ``tried`` as it ends."""
     try:
-        async with asyncio.timeout(gw.settings.task_timeout_s):
-            routed = await _generate(gw, task, tried)
+        with stop.scope():
+            async with asyncio.timeout(gw.settings.task_timeout_s):
+                routed = await _generate(gw, task, tried, publish.Relay(gw, task))
     except TimeoutError:
         if tried and tried[-1]["error_code"] == routing.CANCELED:
             tried[-1]["error_code"] = "timeout"

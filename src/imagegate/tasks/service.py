@@ -24,7 +24,7 @@ from imagegate.db.models import Balance, StoredFile, Task
 from imagegate.errors import ConflictError, RateLimitError
 from imagegate.gateway import Gateway
 from imagegate.limits import Tier
-from imagegate.tasks import idempotency, inputs, store
+from imagegate.tasks import idempotency, inputs, publish, store
 from imagegate.tasks.ending import Fence, Outcome, end_task
 from imagegate.tasks.inputs import Upload
 from imagegate.tasks.recovery import INPUT_GRACE
@@ -168,6 +168,7 @@ async def submit(gw: Gateway, who: Principal, sub: Submission, enqueue: Enqueue)
     if replay is not None:
         await inputs.drop(gw, records)  # the original task keeps its own inputs
         return Submitted(task=replay, replayed=True)
+    await publish.status(gw, task.id, TaskStatus.PENDING)  # before the worker can say processing
     enqueue(task.id)
     return Submitted(task=task, replayed=False)
 
@@ -205,10 +206,13 @@ async def _admit(
 
 
 async def cancel(gw: Gateway, who: Principal, task_id: str) -> Task:
-    """Cancel a pending or processing task of the caller's: released at once, 409 if it had ended."""
+    """Cancel a pending or processing task of the caller's: ended and released at once, then
+    the process running it (any, over the bus) is asked to stop; 409 if it had ended."""
     outcome = Outcome(TaskStatus.CANCELED)
     ended = await end_task(gw, task_id, outcome, Fence(account_id=who.account_id))
-    if ended is None:
+    if ended is not None:
+        await gw.bus.request_cancel(task_id)
+    else:
         async with gw.db.sessions() as session:
             task = await store.get_for_account(session, who.account_id, task_id)  # 404 if not ours
         raise ConflictError(

@@ -178,9 +178,23 @@ async def expired_files(session: AsyncSession, now: datetime, limit: int = 500) 
     return list(await session.scalars(select(StoredFile).where(StoredFile.expires_at < now).limit(limit)))
 
 
-async def forget_files(session: AsyncSession, ids: Sequence[str]) -> None:
-    if ids:
-        await session.execute(delete(StoredFile).where(StoredFile.id.in_(ids)))
+async def forget_files(session: AsyncSession, ids: Sequence[str]) -> int:
+    """Remove file records; how many were still there (another sweeper may have been first)."""
+    if not ids:
+        return 0
+    result = await session.execute(delete(StoredFile).where(StoredFile.id.in_(ids)))
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def mark_outputs_deleted(session: AsyncSession, task_id: str, now: datetime) -> bool:
+    """Record that a task's outputs are gone; False when another sweeper recorded it first."""
+    result = await session.execute(
+        update(Task)
+        .where(Task.id == task_id, Task.outputs_deleted_at.is_(None))
+        .values(outputs_deleted_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
 
 async def file_by_key(session: AsyncSession, key: str) -> StoredFile | None:
