@@ -1,5 +1,6 @@
-"""``client.tasks.stream()``: Server-Sent Events per the gateway's contract (against a loopback
-server speaking it), reconnecting with Last-Event-ID; long polls against a gateway without it."""
+"""``client.tasks.stream()``: Server-Sent Events from the real gateway and from a loopback server
+speaking the contract (cuts, Last-Event-ID); long polls against a gateway without the route (an
+older gateway, stood in for by a loopback proxy that answers 404 for it)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import httpx
 import pytest
 
 from imagegate import AsyncClient, AuthenticationError, Client, NotFoundError, TaskTimeoutError
@@ -170,11 +172,81 @@ def test_a_silent_stream_times_out_with_the_task_as_it_stands(events: EventServe
     assert caught.value.task.status == "processing" and events.connections == 1
 
 
-# --- the polling fallback, against the gateway as it is (no event route: 404) ---------------
+# --- the real gateway's event route --------------------------------------------------------
 
 
-def test_stream_falls_back_to_long_polls_without_the_route(gateway: Gateway) -> None:
+def test_stream_reads_the_gateway_s_own_events(gateway: Gateway) -> None:
     with Client(api_key=gateway.new_account()[1], base_url=gateway.base_url) as client:
+        task = client.images.generate("a fox", wait=False)
+        got = list(client.tasks.stream(task.id))
+        assert client.has_events is True
+        assert isinstance(got[-1], TaskEndEvent) and got[-1].task.status == "completed"
+        assert got[-1].task.images and got[-1].task.id == task.id
+        ids = [e.event_id for e in got]
+        assert all(ids) and ids == sorted(ids, key=int)  # every event numbered, in order
+        again = list(client.tasks.stream(task.id))  # opened after the end: the end, replayed
+        assert isinstance(again[-1], TaskEndEvent) and again[-1].task.id == task.id
+
+
+# --- the polling fallback, against a gateway without the route (404) -----------------------
+
+
+@dataclass
+class Proxy:
+    base_url: str
+
+
+@pytest.fixture
+def older_gateway(gateway: Gateway) -> Iterator[Proxy]:
+    """The gateway behind a proxy that answers 404 for the event route, as a gateway from
+    before it did; everything else is forwarded as it is."""
+    upstream = httpx.Client(base_url=gateway.base_url, timeout=60)
+
+    class Handler(BaseHTTPRequestHandler):
+        def _forward(self, method: str) -> None:
+            if self.path.split("?")[0].endswith("/events"):
+                body = b'{"error": {"message": "Not Found", "code": "not_found", "type": "x", "param": null}}'
+                status, headers = 404, {"Content-Type": "application/json"}
+            else:
+                length = int(self.headers.get("Content-Length") or 0)
+                sent = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
+                answer = upstream.request(
+                    method, self.path, headers=sent, content=self.rfile.read(length) if length else None
+                )
+                body, status = answer.content, answer.status_code
+                headers = {
+                    k: v
+                    for k, v in answer.headers.items()
+                    if k.lower()
+                    not in ("content-length", "transfer-encoding", "connection", "content-encoding")
+                }
+            self.send_response(status)
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_GET(self) -> None:
+            self._forward("GET")
+
+        def do_POST(self) -> None:
+            self._forward("POST")
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield Proxy(f"http://127.0.0.1:{server.server_address[1]}")
+    server.shutdown()
+    server.server_close()
+    upstream.close()
+
+
+def test_stream_falls_back_to_long_polls_without_the_route(gateway: Gateway, older_gateway: Proxy) -> None:
+    with Client(api_key=gateway.new_account()[1], base_url=older_gateway.base_url) as client:
         task = client.images.generate("a fox", wait=False)
         got = list(client.tasks.stream(task.id))
         assert client.has_events is False  # remembered: the next stream polls at once
@@ -188,8 +260,8 @@ def test_stream_falls_back_to_long_polls_without_the_route(gateway: Gateway) -> 
             list(client.tasks.stream("00000000-0000-0000-0000-000000000000"))
 
 
-async def test_async_fallback_and_a_missing_task(gateway: Gateway) -> None:
-    async with AsyncClient(api_key=gateway.new_account()[1], base_url=gateway.base_url) as client:
+async def test_async_fallback_and_a_missing_task(gateway: Gateway, older_gateway: Proxy) -> None:
+    async with AsyncClient(api_key=gateway.new_account()[1], base_url=older_gateway.base_url) as client:
         with pytest.raises(NotFoundError):
             [e async for e in client.tasks.stream("00000000-0000-0000-0000-000000000000")]
         assert client.has_events is None  # a missing task says nothing about the route
