@@ -26,6 +26,9 @@ from imagegate.gateway import Gateway as Core
 from imagegate.queue import Queue
 from imagegate.settings import Settings
 from imagegate.tasks import recovery
+from tests import profiles
+from tests.profiles import EMBEDDED, SCALE, Profile
+from tests.services import Services
 from tests.serving import serve
 
 __all__ = ["serve"]  # a fixture: `imagegate serve` as a subprocess
@@ -37,9 +40,70 @@ ADMIN_TOKEN = "test-admin-token"
 TEST_EPOCH = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--profile",
+        choices=("both", EMBEDDED, SCALE),
+        default="both",
+        help="which profile tests marked `scale` run on (both: each of them once)",
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Tests marked ``scale`` run on both profiles (see tests/profiles.py); the rest on embedded."""
+    if metafunc.definition.get_closest_marker("scale") is None:
+        return
+    chosen = metafunc.config.getoption("--profile")
+    names = [EMBEDDED, SCALE] if chosen == "both" else [chosen]
+    # Embedded is the parameter None: the same cached profile as the tests that are not marked.
+    values = [None if name == EMBEDDED else name for name in names]
+    metafunc.parametrize("profile", values, ids=names, indirect=True, scope="session")
+
+
+def _profile_of(item: pytest.Item) -> str:
+    callspec = getattr(item, "callspec", None)
+    return SCALE if callspec is not None and callspec.params.get("profile") == SCALE else EMBEDDED
+
+
+@pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tests marked ``after_everything`` run last, once the whole suite has used the gateway."""
-    items.sort(key=lambda item: item.get_closest_marker("after_everything") is not None)
+    """One profile after the other, and in each, tests marked ``after_everything`` last, once the
+    whole run has used that profile's gateway."""
+    items.sort(
+        key=lambda item: (_profile_of(item) == SCALE, item.get_closest_marker("after_everything") is not None)
+    )
+
+
+@pytest.fixture(scope="session")
+def services() -> Iterator[Services]:
+    """PostgreSQL, Redis and S3 servers, started the first time a scale-profile test needs them."""
+    started = Services.start()
+    yield started
+    started.stop()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def profile(request: pytest.FixtureRequest) -> Iterator[Profile]:
+    """The profile the running test's gateways are on; a fixture that starts a gateway in a
+    module marked ``scale`` must request it, so it is made again for each profile."""
+    if getattr(request, "param", None) == SCALE:
+        chosen = Profile(SCALE, request.getfixturevalue("services"))
+    else:
+        chosen = Profile(EMBEDDED)
+    profiles.use(chosen)
+    yield chosen
+    profiles.use(Profile(EMBEDDED))
+
+
+_live: dict[int, tuple[str, str]] = {}  # id(gateway) -> (profile name, data dir)
+
+
+@pytest.fixture(autouse=True)
+def _gateways_match_profile(profile: Profile) -> None:
+    """Fail loudly when a gateway of the other profile is still in use (a fixture that starts
+    one did not request ``profile``), instead of testing the wrong engines."""
+    stale = [data_dir for name, data_dir in _live.values() if name != profile.name]
+    assert not stale, f"gateways of another profile still live ({stale}): request `profile` in their fixture"
 
 
 class ServerThread:
@@ -136,12 +200,14 @@ class Gateway:
         return self.thread.call(lambda core, _: recovery.sweep_expired(core))
 
     def close(self) -> None:
+        _live.pop(id(self), None)
         for client in self.clients:
             client.close()
         self.thread.stop()
 
 
 def make_settings(data_dir: Path, **overrides: Any) -> Settings:
+    """Test settings for a gateway with this data directory, on the current profile's engines."""
     values: dict[str, Any] = {
         "data_dir": data_dir,
         "admin_token": ADMIN_TOKEN,
@@ -150,6 +216,7 @@ def make_settings(data_dir: Path, **overrides: Any) -> Settings:
         "demo_account": False,
         "max_upload_bytes": 2 * 1024 * 1024,
         "log_level": "warning",
+        **profiles.current().settings(data_dir),
     }
     values.update(overrides)
     return Settings(**values)
@@ -159,11 +226,13 @@ def start_gateway(data_dir: Path, *, clock: ManualClock | None = None, **overrid
     settings = make_settings(data_dir, **overrides)
     clock = clock or ManualClock(TEST_EPOCH)
     thread = ServerThread(settings, clock)
-    return Gateway(base_url=thread.start(), settings=settings, thread=thread, clock=clock)
+    gw = Gateway(base_url=thread.start(), settings=settings, thread=thread, clock=clock)
+    _live[id(gw)] = (profiles.current().name, str(data_dir))
+    return gw
 
 
 @pytest.fixture(scope="session")
-def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+def gateway(tmp_path_factory: pytest.TempPathFactory, profile: Profile) -> Iterator[Gateway]:
     """One shared gateway for tests that do not need special settings."""
     gw = start_gateway(tmp_path_factory.mktemp("gateway"))
     yield gw

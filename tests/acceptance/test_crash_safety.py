@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import stat
 import subprocess
@@ -14,6 +13,7 @@ from typing import Any
 import httpx
 
 from tests.acceptance.test_serve import poll, terminal
+from tests.profiles import gateway_env
 from tests.serving import IMAGEGATE, Server, Start
 
 FAKE = {"IMAGEGATE_DEFAULT_PROVIDER": "fake"}
@@ -46,8 +46,7 @@ def outputs_on_disk(data_dir: Path, task_id: str) -> list[str]:
 
 
 def ledger_check(data_dir: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("IMAGEGATE_")}
-    env["IMAGEGATE_DATA_DIR"] = str(data_dir)
+    env = gateway_env(data_dir)
     return subprocess.run(
         [str(IMAGEGATE), "ledger", "check"], env=env, capture_output=True, text=True, timeout=60, check=False
     )

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import sqlite3
 import subprocess
 import sys
 import uuid
@@ -19,6 +17,7 @@ import pytest
 
 from imagegate.settings import Settings
 from tests.conftest import ADMIN_TOKEN, Gateway, start_gateway
+from tests.profiles import database_cells, gateway_env
 
 IMAGEGATE = Path(sys.executable).parent / "imagegate"
 
@@ -37,20 +36,6 @@ def call(client: httpx.Client, method: str, path: str, body: Any) -> httpx.Respo
 
 def unique(name: str) -> str:
     return f"{name}-{uuid.uuid4().hex[:8]}"
-
-
-def database_cells(data_dir: Path) -> list[str]:
-    """Every non-null value in every table of the gateway's SQLite file, as text."""
-    uri = f"file:{data_dir / 'imagegate.db'}?mode=ro"
-    with sqlite3.connect(uri, uri=True) as db:
-        tables = [row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
-        return [
-            str(value)
-            for table in tables
-            for row in db.execute(f'SELECT * FROM "{table}"')
-            for value in row
-            if value is not None
-        ]
 
 
 # -- admin HTTP ----------------------------------------------------------------------------------
@@ -144,8 +129,7 @@ def test_the_database_stores_only_a_hash_of_the_key(gateway: Gateway) -> None:
 
 # -- CLI -----------------------------------------------------------------------------------------
 def cli(data_dir: Path, *args: str, **env_vars: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("IMAGEGATE_")}
-    env.update(env_vars, IMAGEGATE_DATA_DIR=str(data_dir))
+    env = gateway_env(data_dir, **env_vars)
     return subprocess.run(
         [str(IMAGEGATE), *args], env=env, capture_output=True, text=True, timeout=60, check=False
     )

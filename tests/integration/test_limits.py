@@ -19,6 +19,7 @@ import pytest
 from imagegate.limits import Tier
 from imagegate.settings import Settings
 from tests.conftest import T2I_15, Gateway, start_gateway
+from tests.profiles import gateway_env
 from tests.serving import Start
 
 IMAGEGATE = Path(sys.executable).parent / "imagegate"
@@ -319,9 +320,7 @@ def test_admin_pin_needs_the_tier_field(gw: Gateway, body: dict[str, Any]) -> No
 
 
 def cli(gw: Gateway, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("IMAGEGATE_")}
-    env["IMAGEGATE_DATA_DIR"] = str(gw.settings.data_dir)
-    env["IMAGEGATE_TIERS"] = json.dumps(TIERS)
+    env = gateway_env(gw.settings.data_dir, IMAGEGATE_TIERS=json.dumps(TIERS))
     return subprocess.run(
         [str(IMAGEGATE), *args], env=env, capture_output=True, text=True, timeout=60, check=False
     )

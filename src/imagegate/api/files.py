@@ -6,10 +6,11 @@ import base64
 import binascii
 import mimetypes
 from datetime import timedelta
+from typing import Any
 from urllib.parse import unquote
 
 from fastapi import APIRouter, Request
-from fastapi.responses import FileResponse, Response
+from fastapi.responses import FileResponse, RedirectResponse, Response
 
 from imagegate.api import uploads
 from imagegate.api.deps import BaseUrlDep, GatewayDep, PrincipalDep, json_body
@@ -24,6 +25,7 @@ from imagegate.tasks import inputs
 from imagegate.tasks.inputs import data_url_type, decode_data_url
 
 router = APIRouter(tags=["files"])
+PRESIGNED_FOR = timedelta(hours=1)  # an object store's own link, handed out by a redirect
 DOWNLOAD_TYPES = ("image/png", "image/jpeg", "image/webp", "image/gif", "application/octet-stream")
 
 
@@ -113,11 +115,12 @@ def file_view(gw: Gateway, base: str, record: StoredFile) -> FileObject:
     )
 
 
-_DOWNLOAD = {
+_DOWNLOAD: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "The stored bytes.",
         "content": {t: {"schema": {"type": "string", "format": "binary"}} for t in DOWNLOAD_TYPES},
     },
+    307: {"description": "Served by the object store: a presigned URL to GET instead."},
     **error_responses(400, 404, 410),
 }
 
@@ -136,6 +139,11 @@ async def download(key: str, expires: int, sig: str, gw: GatewayDep) -> Response
     path = gw.storage.local_path(key)
     if path is not None:
         return FileResponse(path, media_type=media_type, headers=headers)
+    presigned = await gw.storage.presigned_get(key, PRESIGNED_FOR)
+    if presigned is not None:  # an object store serves the bytes; the gateway never proxies them
+        if not await gw.storage.exists(key):
+            raise GoneError("This file is no longer stored.")
+        return RedirectResponse(presigned, status_code=307, headers={"Cache-Control": "private, max-age=300"})
     try:
         data = await gw.storage.get(key)
     except StorageNotFound:
