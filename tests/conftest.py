@@ -150,6 +150,7 @@ class Gateway:
 
     def client(self, key: str | None = None, **kwargs: Any) -> httpx.Client:
         headers = {"Authorization": f"Bearer {key}"} if key else {}
+        kwargs.setdefault("follow_redirects", True)  # downloads on S3 are redirects to the bucket
         client = httpx.Client(base_url=self.base_url, headers=headers, timeout=30, **kwargs)
         self.clients.append(client)
         return client
