@@ -148,6 +148,12 @@ class Gateway:
     clock: ManualClock
     clients: list[httpx.Client] = field(default_factory=list)
 
+    @property
+    def core(self) -> Core:
+        """The gateway object inside the server (its signer, storage, database)."""
+        core: Core = self.thread.app.state.gateway
+        return core
+
     def client(self, key: str | None = None, **kwargs: Any) -> httpx.Client:
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         kwargs.setdefault("follow_redirects", True)  # downloads on S3 are redirects to the bucket

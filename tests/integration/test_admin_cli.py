@@ -19,6 +19,8 @@ from imagegate.settings import Settings
 from tests.conftest import ADMIN_TOKEN, Gateway, start_gateway
 from tests.profiles import database_cells, gateway_env
 
+pytestmark = pytest.mark.scale  # both profiles: tests/profiles.py
+
 IMAGEGATE = Path(sys.executable).parent / "imagegate"
 
 ADMIN_ROUTES = [

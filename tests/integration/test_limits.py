@@ -19,8 +19,10 @@ import pytest
 from imagegate.limits import Tier
 from imagegate.settings import Settings
 from tests.conftest import T2I_15, Gateway, start_gateway
-from tests.profiles import gateway_env
+from tests.profiles import Profile, gateway_env
 from tests.serving import Start
+
+pytestmark = pytest.mark.scale  # both profiles: tests/profiles.py
 
 IMAGEGATE = Path(sys.executable).parent / "imagegate"
 WINDOW_S = 60  # the gateway's clock is moved on instead of waiting a window out
@@ -51,7 +53,7 @@ RATE_HEADERS = ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset
 
 
 @pytest.fixture(scope="module")
-def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+def gw(tmp_path_factory: pytest.TempPathFactory, profile: Profile) -> Iterator[Gateway]:
     gateway = start_gateway(
         tmp_path_factory.mktemp("limits"), rate_window_s=WINDOW_S, tiers=TIERS, free_calls_per_variant=0
     )
