@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import make_url
@@ -66,6 +67,29 @@ def gateway_env(data_dir: Path, **env_vars: str) -> dict[str, str]:
     env["IMAGEGATE_DATA_DIR"] = str(data_dir)
     env.update(env_vars)
     return env
+
+
+def stored_keys(data_dir: Path, prefix: str) -> list[str]:
+    """Keys of the objects that gateway keeps under ``prefix`` (a folder on disk, or the bucket)."""
+    settings = current().settings(data_dir)
+    if "storage_url" not in settings:
+        root = data_dir / "files"
+        return sorted(str(path.relative_to(root)) for path in (root / prefix).rglob("*") if path.is_file())
+    import obstore
+    from obstore.store import S3Store
+
+    parts = urlsplit(settings["storage_url"])
+    store = S3Store(
+        parts.netloc,
+        prefix=parts.path.strip("/"),
+        endpoint=settings["s3_endpoint_url"],
+        access_key_id=settings["s3_access_key_id"],
+        secret_access_key=settings["s3_secret_access_key"],
+        region=settings["s3_region"],
+        client_options={"allow_http": True},
+        virtual_hosted_style_request=False,
+    )
+    return sorted(meta["path"] for batch in obstore.list(store, prefix=prefix) for meta in batch)
 
 
 def _sync_url(url: str) -> str:

@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.acceptance.test_serve import poll, terminal
-from tests.profiles import gateway_env
+from tests.profiles import gateway_env, stored_keys
 from tests.serving import IMAGEGATE, Server, Start
 
 FAKE = {"IMAGEGATE_DEFAULT_PROVIDER": "fake"}
@@ -42,7 +43,7 @@ def read(server: Server, key: str, task_id: str) -> dict[str, Any]:
 
 
 def outputs_on_disk(data_dir: Path, task_id: str) -> list[str]:
-    return sorted(p.name for p in (data_dir / "files" / "outputs" / task_id).glob("*"))
+    return stored_keys(data_dir, f"outputs/{task_id}")
 
 
 def ledger_check(data_dir: Path) -> subprocess.CompletedProcess[str]:
@@ -52,6 +53,7 @@ def ledger_check(data_dir: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.scale
 def test_two_servers_on_one_database_run_each_task_once(serve: Start, tmp_path: Path) -> None:
     first = serve(tmp_path, **FAKE)
     key = first.demo_key
@@ -68,7 +70,7 @@ def test_two_servers_on_one_database_run_each_task_once(serve: Start, tmp_path: 
         assert task["status"] == "completed", task
         for server in (first, second):
             image = read(server, key, task_id)["images"][0]["url"]
-            assert httpx.get(image, timeout=30).status_code == 200
+            assert httpx.get(image, timeout=30, follow_redirects=True).status_code == 200
         assert len(outputs_on_disk(data_dir, task_id)) == 1, outputs_on_disk(data_dir, task_id)
     check = ledger_check(data_dir)
     assert check.returncode == 0, check.stdout + check.stderr
@@ -102,6 +104,7 @@ def stop(server: Server) -> float:
     return time.monotonic() - started
 
 
+@pytest.mark.scale
 def test_a_graceful_stop_hands_tasks_back_without_spending_attempts(serve: Start, tmp_path: Path) -> None:
     env = {**FAKE, "IMAGEGATE_MAX_ATTEMPTS": "1"}  # a spent attempt would fail the task
     server = serve(tmp_path, **env)
