@@ -1,12 +1,14 @@
 import asyncio
 
 from alembic import context
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from imagegate.db.models import Base
 from imagegate.db.session import make_engine
 
 target_metadata = Base.metadata
+MIGRATION_LOCK = 0x1A6E6A7E  # any constant, the same in every replica
 
 
 def _run(connection: Connection) -> None:
@@ -17,6 +19,10 @@ def _run(connection: Connection) -> None:
         compare_type=True,
     )
     with context.begin_transaction():
+        if connection.dialect.name == "postgresql":
+            # Replicas starting together migrate one at a time; the others then find the schema
+            # current. A transaction lock: PostgreSQL's DDL commits with the version row.
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
         context.run_migrations()
 
 
