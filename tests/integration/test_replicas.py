@@ -184,3 +184,17 @@ def test_outputs_download_from_the_store(gateway: Gateway, profile: Profile) -> 
     assert fetched.status_code == 200 and fetched.content.startswith(b"\x89PNG")
     tampered = presigned.replace("X-Amz-Signature=", "X-Amz-Signature=0")
     assert httpx.get(tampered).status_code == 403  # the store checks signatures for real
+
+
+def test_a_configured_signing_key_is_shared_without_a_common_database(tmp_path: Path) -> None:
+    """IMAGEGATE_SIGNING_KEY: replicas agree on links even with nothing else in common."""
+    first = start_gateway(tmp_path / "a", signing_key="one key for every replica")
+    second = start_gateway(tmp_path / "b", signing_key="one key for every replica")
+    other = start_gateway(tmp_path / "c")
+    try:
+        link = first.core.signer.path("outputs/x/0.png", 4_000_000_000)
+        assert second.core.signer.parse(second.base_url + link) is not None
+        assert other.core.signer.parse(other.base_url + link) is None
+    finally:
+        for gw in (other, second, first):
+            gw.close()
