@@ -143,3 +143,26 @@ def test_the_database_and_signing_key_are_owner_only(serve: Start, tmp_path: Pat
     for name in ("imagegate.db", "signing.key"):
         mode = stat.S_IMODE((data_dir / name).stat().st_mode)
         assert mode == 0o600, (name, oct(mode))
+
+
+@pytest.mark.scale
+def test_a_replica_killed_mid_task_leaves_it_to_the_other(serve: Start, tmp_path: Path) -> None:
+    """Two API processes on one database: a task made on A is read on B; A dies by SIGKILL while
+    running it; B takes it over once A's lease runs out and completes it; the ledger is clean."""
+    env = {**FAKE, "IMAGEGATE_LEASE_S": "1", "IMAGEGATE_SWEEP_INTERVAL_S": "0.2"}
+    first = serve(tmp_path, **env)
+    key = first.demo_key
+    assert key
+    second = serve(tmp_path, **env)
+    task_id = create(first, key, "[stall:3] outlive your worker")
+    poll(lambda: read(second, key, task_id), lambda t: t["status"] == "processing")
+    first.kill()
+    task = poll(lambda: read(second, key, task_id), terminal, timeout=30)
+    assert task["status"] == "completed", task
+    assert task["billing"]["settlement"] is not None
+    image = httpx.get(task["images"][0]["url"], timeout=30, follow_redirects=True)
+    assert image.status_code == 200 and image.content.startswith(b"\x89PNG")
+    data_dir = tmp_path / ".imagegate"
+    assert len(outputs_on_disk(data_dir, task_id)) == 1  # the dead run left no bytes behind
+    check = ledger_check(data_dir)
+    assert check.returncode == 0, check.stdout + check.stderr
