@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
 import threading
 import time
 import uuid
@@ -95,15 +96,21 @@ def profile(request: pytest.FixtureRequest) -> Iterator[Profile]:
     profiles.use(Profile(EMBEDDED))
 
 
-_live: dict[int, tuple[str, str]] = {}  # id(gateway) -> (profile name, data dir)
+_live: dict[int, tuple[str, str]] = {}  # id(gateway) -> (profile name, test file that started it)
+
+
+def _test_file() -> str:
+    """The file of the test being set up or run (module fixtures start inside its setup)."""
+    return os.environ.get("PYTEST_CURRENT_TEST", "").split("::", 1)[0]
 
 
 @pytest.fixture(autouse=True)
 def _gateways_match_profile(profile: Profile) -> None:
-    """Fail loudly when a gateway of the other profile is still in use (a fixture that starts
-    one did not request ``profile``), instead of testing the wrong engines."""
-    stale = [data_dir for name, data_dir in _live.values() if name != profile.name]
-    assert not stale, f"gateways of another profile still live ({stale}): request `profile` in their fixture"
+    """Fail loudly when a gateway of the other profile started in this file is still in use (a
+    fixture that starts one did not request ``profile``), instead of testing the wrong engines."""
+    here = _test_file()
+    stale = [name for name, where in _live.values() if where == here and name != profile.name]
+    assert not stale, f"a gateway of the {stale[0]} profile is still live: request `profile` in its fixture"
 
 
 class ServerThread:
@@ -234,7 +241,7 @@ def start_gateway(data_dir: Path, *, clock: ManualClock | None = None, **overrid
     clock = clock or ManualClock(TEST_EPOCH)
     thread = ServerThread(settings, clock)
     gw = Gateway(base_url=thread.start(), settings=settings, thread=thread, clock=clock)
-    _live[id(gw)] = (profiles.current().name, str(data_dir))
+    _live[id(gw)] = (profiles.current().name, _test_file())
     return gw
 
 
