@@ -103,6 +103,14 @@ class Gateway:
         catalog = load_catalog(settings.catalog_file)
         db = Database(settings.resolved_database_url)
         redis = open_redis(settings)
+        try:
+            storage = open_storage(settings.resolved_storage_url, s3_options(settings))
+            signer = UrlSigner(await signing_secret(settings, db))
+        except BaseException:
+            await db.dispose()
+            if redis is not None:
+                await redis.aclose()
+            raise
         limits_url = settings.rate_limit_storage_url
         if redis is not None and limits_url == "memory://":
             limits_url = settings.redis_url or limits_url
@@ -112,8 +120,8 @@ class Gateway:
             settings=settings,
             db=db,
             catalog=catalog,
-            storage=open_storage(settings.resolved_storage_url, s3_options(settings)),
-            signer=UrlSigner(await signing_secret(settings, db)),
+            storage=storage,
+            signer=signer,
             limiter=RateLimiter(limits_url, settings.rate_window_s, clock, redis_pool=pool),
             providers=build_providers(settings, catalog, clock),
             clock=clock,

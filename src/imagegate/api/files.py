@@ -139,11 +139,14 @@ async def download(key: str, expires: int, sig: str, gw: GatewayDep) -> Response
     path = gw.storage.local_path(key)
     if path is not None:
         return FileResponse(path, media_type=media_type, headers=headers)
-    presigned = await gw.storage.presigned_get(key, PRESIGNED_FOR)
-    if presigned is not None:  # an object store serves the bytes; the gateway never proxies them
+    # An object store serves the bytes itself; its link lasts no longer than ours (at most an hour).
+    ttl = min(PRESIGNED_FOR, timedelta(seconds=max(1, expires - int(gw.now().timestamp()))))
+    presigned = await gw.storage.presigned_get(key, ttl)
+    if presigned is not None:
         if not await gw.storage.exists(key):
             raise GoneError("This file is no longer stored.")
-        return RedirectResponse(presigned, status_code=307, headers={"Cache-Control": "private, max-age=300"})
+        cache = f"private, max-age={min(300, int(ttl.total_seconds()))}"
+        return RedirectResponse(presigned, status_code=307, headers={"Cache-Control": cache})
     try:
         data = await gw.storage.get(key)
     except StorageNotFound:
