@@ -78,8 +78,10 @@ def open_redis(settings: Settings) -> Any:
     """One redis-py client for the process (rate limits share its pool), or None."""
     if not settings.redis_url:
         return None
-    from redis.asyncio import Redis
-
+    try:
+        from redis.asyncio import Redis
+    except ImportError:
+        raise ValueError("IMAGEGATE_REDIS_URL needs redis-py: pip install 'imagegate[redis]'") from None
     return Redis.from_url(settings.redis_url)
 
 

@@ -58,7 +58,10 @@ def open_storage(url: str, s3: S3Options | None = None) -> Storage:
 
         return LocalStorage(Path(unquote(parts.path)))
     if parts.scheme == "s3":
-        from imagegate.storage.s3 import S3Storage  # obstore: the s3 extra
+        try:
+            from imagegate.storage.s3 import S3Storage
+        except ImportError:
+            raise ValueError("s3:// storage needs obstore: pip install 'imagegate[s3]'") from None
 
         return S3Storage(url, s3 or S3Options())
     raise ValueError(f"unsupported storage URL scheme {parts.scheme!r} (supported: file://, s3://)")
