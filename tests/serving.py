@@ -75,13 +75,13 @@ def serve() -> Iterator[Start]:
     and those of the current profile (its database, Redis, bucket: tests/profiles.py)."""
     started: list[Server] = []
 
-    def start(cwd: Path, **env_vars: str) -> Server:
+    def start(cwd: Path, *args: str, **env_vars: str) -> Server:
         env = {k: v for k, v in os.environ.items() if not k.startswith("IMAGEGATE_")}
         data_dir = Path(env_vars.get("IMAGEGATE_DATA_DIR", cwd / ".imagegate"))
         env.update(profiles.current().env(data_dir))
         env.update(env_vars)
         process = subprocess.Popen(
-            [str(IMAGEGATE), "serve", "--port", "0"],
+            [str(IMAGEGATE), "serve", "--port", "0", *args],
             cwd=cwd,
             env=env,
             stdout=subprocess.PIPE,

@@ -113,6 +113,11 @@ class Settings(BaseSettings):
         None, description="Support email address shown in the catalog FAQ; unset: none is shown."
     )
     workers: int = Field(4, ge=1, le=256, description="Tasks the in-process worker pool runs at once.")
+    job_queue: Literal["local", "postgres"] = Field(
+        "local",
+        description="Who runs tasks: local (a worker pool in each server process) or postgres (jobs in "
+        "PostgreSQL, run by `imagegate worker` processes; install imagegate[postgres]).",
+    )
     task_timeout_s: float = Field(600.0, gt=0, description="A task running longer than this fails.")
     lease_s: float = Field(
         30.0,
