@@ -11,10 +11,18 @@ target_metadata = Base.metadata
 MIGRATION_LOCK = 0x1A6E6A7E  # any constant, the same in every replica
 
 
+def _ours(obj: object, name: str | None, type_: str, reflected: bool, compare_to: object) -> bool:
+    """Autogenerate leaves the job queue's tables (procrastinate makes and migrates its own) alone."""
+    return not (
+        type_ == "table" and reflected and compare_to is None and (name or "").startswith("procrastinate_")
+    )
+
+
 def _run(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
+        include_object=_ours,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
     )
