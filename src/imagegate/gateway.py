@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from imagegate.accounts.store import Principal
 from imagegate.catalog import Catalog, ModelSpec, load_catalog
@@ -97,6 +100,9 @@ class Gateway:
     notifier: Notifier = field(default_factory=Notifier)
     clock: Clock = SYSTEM_CLOCK
     redis: Any = None  # redis.asyncio.Redis when IMAGEGATE_REDIS_URL is set; closed by close()
+    # Set by a queue that defers a task's job in the task's own transaction (queue/jobs.py):
+    # called with the session, the task id and its provider, just before the commit.
+    defer_in_transaction: Callable[[AsyncSession, str, str], Awaitable[None]] | None = None
 
     @classmethod
     async def open(cls, settings: Settings, clock: Clock = SYSTEM_CLOCK) -> Gateway:

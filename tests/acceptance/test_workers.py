@@ -128,3 +128,36 @@ def test_no_worker_needs_the_postgres_job_queue(tmp_path: Path) -> None:
     )
     assert result.returncode == 1
     assert "IMAGEGATE_JOB_QUEUE=postgres" in result.stderr
+
+
+def jobs_of(database_url: str) -> list[tuple[str, str, str]]:
+    import psycopg
+
+    from imagegate.queue.jobs import libpq_url
+
+    with psycopg.connect(libpq_url(database_url)) as conn:
+        rows = conn.execute(
+            "SELECT queue_name, queueing_lock, status::text FROM procrastinate_jobs"
+        ).fetchall()
+    return sorted((str(q), str(lock), str(status)) for q, lock, status in rows)
+
+
+def test_a_job_commits_with_its_task_and_only_then(
+    serve: Start, scale_env: dict[str, str], tmp_path: Path
+) -> None:
+    """No worker runs: the jobs wait. A created task has exactly one job on its provider's queue;
+    a replayed Idempotency-Key and a refused creation (402) add none."""
+    env = {**scale_env, "IMAGEGATE_FREE_CALLS_PER_VARIANT": "0", "IMAGEGATE_DEMO_GRANT_USD": "0.05"}
+    api = serve(tmp_path, "--no-worker", **env)
+    key = api.demo_key
+    assert key
+    body = {"model": "gpt-image-1.5", "prompt": "wait", "aspect_ratio": "1:1", "quality": "medium"}
+    url = f"{api.base_url}/api/v1/gpt_image/text_to_image"
+    headers = {"Authorization": f"Bearer {key}", "Idempotency-Key": "once"}
+    first = httpx.post(url, headers=headers, json=body, timeout=30)
+    again = httpx.post(url, headers=headers, json=body, timeout=30)
+    assert first.status_code == again.status_code == 200, first.text
+    assert again.json()["id"] == first.json()["id"]
+    refused = httpx.post(url, headers={"Authorization": f"Bearer {key}"}, json=body, timeout=30)
+    assert refused.status_code == 402, refused.text  # $0.05 holds one $0.04 call, not two
+    assert jobs_of(env["IMAGEGATE_DATABASE_URL"]) == [("fake", first.json()["id"], "todo")]

@@ -22,6 +22,7 @@ import procrastinate
 from procrastinate.exceptions import AlreadyEnqueued
 from sqlalchemy import select, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from imagegate.db.models import Task
 from imagegate.gateway import Gateway
@@ -54,25 +55,31 @@ class JobQueue:
             connector=procrastinate.PsycopgConnector(conninfo=libpq_url(gw.settings.resolved_database_url))
         )
         self.app.task(name=RUN_TASK, pass_context=False)(self._run_task)
-        self._deferring: set[asyncio.Task[None]] = set()
         self._loops: list[asyncio.Task[None]] = []
+        gw.defer_in_transaction = self.defer_in
 
     # -- deferring (every process) -------------------------------------------------------------
     def enqueue(self, task_id: str) -> None:
-        job = asyncio.get_running_loop().create_task(self._defer(task_id))
-        self._deferring.add(job)
-        job.add_done_callback(self._deferring.discard)
+        """Nothing: ``submit`` deferred the job already, in the task's transaction (defer_in)."""
+
+    def _options(self, task_id: str, provider: str | None) -> dict[str, Any]:
+        config = self.gw.providers.configs.get(provider or "")
+        return {"queueing_lock": task_id, "queue": config.kind if config else "default"}
+
+    async def defer_in(self, session: AsyncSession, task_id: str, provider: str) -> None:
+        """Defer on the session's own psycopg connection (procrastinate's external-connection
+        mode): the job row commits or rolls back with the task row."""
+        raw = await (await session.connection()).get_raw_connection()
+        options = self._options(task_id, provider)
+        deferrer = self.app.configure_task(RUN_TASK, **options, connection=raw.driver_connection)
+        await deferrer.defer_async(task_id=task_id)
 
     async def _defer(self, task_id: str, delay_s: int = 0) -> None:
-        """At least once: a defer lost here (a crash) is made again by a worker's recovery."""
+        """A job for an existing task (recovery, retries): at least once, a lost one is made again."""
         try:
             async with self.gw.db.sessions() as session:
                 provider = await session.scalar(select(Task.provider).where(Task.id == task_id))
-            config = self.gw.providers.configs.get(provider or "")
-            options: dict[str, Any] = {
-                "queueing_lock": task_id,
-                "queue": config.kind if config else "default",
-            }
+            options = self._options(task_id, provider)
             if delay_s:
                 options["schedule_in"] = {"seconds": delay_s}
             await self.app.configure_task(RUN_TASK, **options).defer_async(task_id=task_id)
@@ -139,14 +146,12 @@ class JobQueue:
             loop.cancel()  # the worker lets running jobs finish up to shutdown_graceful_timeout
         await asyncio.gather(*self._loops, return_exceptions=True)
         self._loops.clear()
-        if self._deferring:
-            await asyncio.wait(self._deferring, timeout=5)
+        self.gw.defer_in_transaction = None
         with contextlib.suppress(Exception):
             await self.app.close_async()
 
     async def drain(self) -> None:
-        while self._deferring:
-            await asyncio.wait(self._deferring)
+        """Nothing to wait for here: jobs are rows, run by worker processes."""
 
     def cancel_running(self, task_id: str) -> bool:
         return False  # the run may be on another host: it finds the task ended when it tries to end it
