@@ -1,20 +1,12 @@
 """The one queue interface the gateway holds, whatever runs the tasks behind it.
 
-Today: ``LocalQueue``, worker coroutines in each server process; tasks are claimed by a lease on
-their row, so replicas on one PostgreSQL database never run a task twice, and ``enqueue`` after
-the task's commit is at least once (recovery re-enqueues what a crash dropped).
-
-The PostgreSQL job queue (procrastinate, scale profile) plugs in behind this same interface:
-- deferral in the task's own transaction: ``service.submit`` would call an added
-  ``async defer_in(session, task)`` just after ``_admit`` adds the row (procrastinate's
-  external-connection mode on the session's psycopg connection; a no-op for LocalQueue, whose
-  ``enqueue`` after the commit stays), so a task and its job commit or roll back together;
-- the job is ``runner.run(gw, task_id)``, already idempotent (claims by lease, ends once through
-  ``ending.end_task``), with ``queueing_lock=task_id`` and the queue named by the provider kind;
-- ``start`` in an API-only process (``serve --no-worker``) starts nothing; ``imagegate worker
-  --queues ...`` runs procrastinate's worker plus periodic jobs for ``recovery.sweep_expired``,
-  ``recovery.recover`` and retrying stalled jobs (a worker killed with -9 leaves its job ``doing``);
-- ``cancel_running`` becomes a cancel request that the running worker sees (events bus).
+- ``LocalQueue`` (embedded default): worker coroutines in each server process; ``enqueue`` after
+  the task's commit, at least once (recovery re-enqueues what a crash dropped); tasks are claimed
+  by a lease on their row, so replicas on one database never run a task twice.
+- ``JobQueue`` (``IMAGEGATE_JOB_QUEUE=postgres``, queue/jobs.py): procrastinate jobs. It sets
+  ``Gateway.defer_in_transaction``, which ``service.submit`` calls inside the task's transaction,
+  so a task and its job commit or roll back together; ``enqueue`` is then a no-op. Its workers
+  run in ``imagegate worker`` processes (``serve --no-worker`` only defers).
 """
 
 from __future__ import annotations
