@@ -17,8 +17,10 @@ import statistics
 import sys
 import tempfile
 import time
+import uuid
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -37,14 +39,26 @@ BODY = {
 POLL_S = 0.02
 
 
+async def send(client: httpx.AsyncClient, method: str, url: str, **kwargs: Any) -> httpx.Response:
+    """One request, sent again when the server had just closed the kept-alive connection."""
+    for attempt in range(3):
+        try:
+            return await client.request(method, url, **kwargs)
+        except (httpx.ReadError, httpx.RemoteProtocolError):
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
 async def one_task(client: httpx.AsyncClient) -> float:
     start = time.perf_counter()
-    created = await client.post("/api/v1/gpt_image/text_to_image", json=BODY)
+    headers = {"Idempotency-Key": str(uuid.uuid4())}  # a create sent again is the same task
+    created = await send(client, "POST", "/api/v1/gpt_image/text_to_image", json=BODY, headers=headers)
     created.raise_for_status()
     task_id = created.json()["id"]
     while True:
         await asyncio.sleep(POLL_S)
-        task = (await client.get(f"/api/v1/tasks/{task_id}")).json()
+        task = (await send(client, "GET", f"/api/v1/tasks/{task_id}")).json()
         if task["status"] == "completed":
             return time.perf_counter() - start
         if task["status"] not in ("pending", "processing"):
