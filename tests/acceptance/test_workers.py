@@ -4,6 +4,7 @@ and ``imagegate worker`` processes that run the PostgreSQL job queue (procrastin
 from __future__ import annotations
 
 import queue
+import signal
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -161,3 +162,22 @@ def test_a_job_commits_with_its_task_and_only_then(
     refused = httpx.post(url, headers={"Authorization": f"Bearer {key}"}, json=body, timeout=30)
     assert refused.status_code == 402, refused.text  # $0.05 holds one $0.04 call, not two
     assert jobs_of(env["IMAGEGATE_DATABASE_URL"]) == [("fake", first.json()["id"], "todo")]
+
+
+def test_a_stopped_worker_hands_its_task_back(
+    serve: Start, workers: Any, scale_env: dict[str, str], tmp_path: Path
+) -> None:
+    """SIGTERM mid-task: the worker stops within its grace period and the task, handed back with
+    its attempt unspent, is run by the next worker."""
+    env = {**scale_env, "IMAGEGATE_MAX_ATTEMPTS": "1"}  # a spent attempt would fail the task
+    api = serve(tmp_path, "--no-worker", **env)
+    key = api.demo_key
+    assert key
+    leaving = workers(env)
+    task_id = create(api, key, "[stall:20] longer than the grace period")
+    poll(lambda: read(api, key, task_id), lambda t: t["status"] == "processing")
+    leaving.send_signal(signal.SIGTERM)
+    assert leaving.wait(timeout=20) == 0
+    workers(env)
+    task = poll(lambda: read(api, key, task_id), terminal, timeout=60)
+    assert task["status"] == "completed", task

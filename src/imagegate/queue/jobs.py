@@ -33,6 +33,7 @@ log = logging.getLogger("imagegate.queue")
 RUN_TASK = "imagegate.run_task"
 SCHEMA_LOCK = 0x1A6E6A7F  # beside the migrations' lock: one process applies procrastinate's schema
 RETRY_DELAY_S = 1
+STOP_GRACE_S = 5.0  # how long stop() waits for runs to hand their tasks back
 
 
 def libpq_url(database_url: str) -> str:
@@ -56,6 +57,7 @@ class JobQueue:
         )
         self.app.task(name=RUN_TASK, pass_context=False)(self._run_task)
         self._loops: list[asyncio.Task[None]] = []
+        self._running: dict[str, asyncio.Task[bool]] = {}
         gw.defer_in_transaction = self.defer_in
 
     # -- deferring (every process) -------------------------------------------------------------
@@ -90,7 +92,19 @@ class JobQueue:
 
     # -- running (imagegate worker) ------------------------------------------------------------
     async def _run_task(self, task_id: str) -> None:
-        if await runner.run(self.gw, task_id):  # handed back for a retry
+        run = asyncio.create_task(runner.run(self.gw, task_id), name=f"task-{task_id}")
+        self._running[task_id] = run
+        try:
+            retry = await run
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                run.cancel()
+                raise
+            return  # stop() handed the task back; a worker's recovery defers it again
+        finally:
+            self._running.pop(task_id, None)
+        if retry:  # handed back for a retry
             await self._defer(task_id, RETRY_DELAY_S)
 
     async def start(self) -> None:
@@ -142,6 +156,12 @@ class JobQueue:
                 log.exception("maintenance failed; trying again in %s s", interval)
 
     async def stop(self) -> None:
+        """Stop taking jobs; runs in flight hand their tasks back, attempt unspent (as LocalQueue)."""
+        runs = list(self._running.values())
+        for run in runs:
+            run.cancel()
+        if runs:
+            await asyncio.wait(runs, timeout=STOP_GRACE_S)
         for loop in self._loops:
             loop.cancel()  # the worker lets running jobs finish up to shutdown_graceful_timeout
         await asyncio.gather(*self._loops, return_exceptions=True)
@@ -154,7 +174,13 @@ class JobQueue:
         """Nothing to wait for here: jobs are rows, run by worker processes."""
 
     def cancel_running(self, task_id: str) -> bool:
-        return False  # the run may be on another host: it finds the task ended when it tries to end it
+        """Stop the run if it is in this process; one on another host finds the task ended when
+        it tries to end it."""
+        run = self._running.get(task_id)
+        if run is None:
+            return False
+        run.cancel()
+        return True
 
 
 __all__ = ["JobQueue"]
