@@ -15,7 +15,10 @@ $(STAMP): pyproject.toml
 serve: $(STAMP)
 	$(BIN)/imagegate serve
 
+# The scale profile's servers: Debian packages installed where missing (root, or sudo);
+# the suite starts and stops PostgreSQL, Redis and S3 itself (tests/services.py).
 test: $(STAMP)
+	$(BIN)/python -m tests.services install
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q

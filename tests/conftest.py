@@ -27,6 +27,9 @@ from imagegate.gateway import Gateway as Core
 from imagegate.queue import Queue
 from imagegate.settings import Settings
 from imagegate.tasks import recovery
+from tests import profiles
+from tests.profiles import EMBEDDED, SCALE, Profile
+from tests.services import Services
 from tests.serving import serve
 
 __all__ = ["serve"]  # a fixture: `imagegate serve` as a subprocess
@@ -42,9 +45,76 @@ for _name in ("OPENAI_API_KEY", "OPENAI_BASE_URL"):
 TEST_EPOCH = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--profile",
+        choices=("both", EMBEDDED, SCALE),
+        default="both",
+        help="which profile tests marked `scale` run on (both: each of them once)",
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Tests marked ``scale`` run on both profiles (see tests/profiles.py); the rest on embedded."""
+    if metafunc.definition.get_closest_marker("scale") is None:
+        return
+    chosen = metafunc.config.getoption("--profile")
+    names = [EMBEDDED, SCALE] if chosen == "both" else [chosen]
+    # Embedded is the parameter None: the same cached profile as the tests that are not marked.
+    values = [None if name == EMBEDDED else name for name in names]
+    metafunc.parametrize("profile", values, ids=names, indirect=True, scope="session")
+
+
+def _profile_of(item: pytest.Item) -> str:
+    callspec = getattr(item, "callspec", None)
+    return SCALE if callspec is not None and callspec.params.get("profile") == SCALE else EMBEDDED
+
+
+@pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tests marked ``after_everything`` run last, once the whole suite has used the gateway."""
-    items.sort(key=lambda item: item.get_closest_marker("after_everything") is not None)
+    """One profile after the other, and in each, tests marked ``after_everything`` last, once the
+    whole run has used that profile's gateway."""
+    items.sort(
+        key=lambda item: (_profile_of(item) == SCALE, item.get_closest_marker("after_everything") is not None)
+    )
+
+
+@pytest.fixture(scope="session")
+def services() -> Iterator[Services]:
+    """PostgreSQL, Redis and S3 servers, started the first time a scale-profile test needs them."""
+    started = Services.start()
+    yield started
+    started.stop()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def profile(request: pytest.FixtureRequest) -> Iterator[Profile]:
+    """The profile the running test's gateways are on; a fixture that starts a gateway in a
+    module marked ``scale`` must request it, so it is made again for each profile."""
+    if getattr(request, "param", None) == SCALE:
+        chosen = Profile(SCALE, request.getfixturevalue("services"))
+    else:
+        chosen = Profile(EMBEDDED)
+    profiles.use(chosen)
+    yield chosen
+    profiles.use(Profile(EMBEDDED))
+
+
+_live: dict[int, tuple[str, str]] = {}  # id(gateway) -> (profile name, test file that started it)
+
+
+def _test_file() -> str:
+    """The file of the test being set up or run (module fixtures start inside its setup)."""
+    return os.environ.get("PYTEST_CURRENT_TEST", "").split("::", 1)[0]
+
+
+@pytest.fixture(autouse=True)
+def _gateways_match_profile(profile: Profile) -> None:
+    """Fail loudly when a gateway of the other profile started in this file is still in use (a
+    fixture that starts one did not request ``profile``), instead of testing the wrong engines."""
+    here = _test_file()
+    stale = [name for name, where in _live.values() if where == here and name != profile.name]
+    assert not stale, f"a gateway of the {stale[0]} profile is still live: request `profile` in its fixture"
 
 
 class ServerThread:
@@ -89,8 +159,15 @@ class Gateway:
     clock: ManualClock
     clients: list[httpx.Client] = field(default_factory=list)
 
+    @property
+    def core(self) -> Core:
+        """The gateway object inside the server (its signer, storage, database)."""
+        core: Core = self.thread.app.state.gateway
+        return core
+
     def client(self, key: str | None = None, **kwargs: Any) -> httpx.Client:
         headers = {"Authorization": f"Bearer {key}"} if key else {}
+        kwargs.setdefault("follow_redirects", True)  # downloads on S3 are redirects to the bucket
         client = httpx.Client(base_url=self.base_url, headers=headers, timeout=30, **kwargs)
         self.clients.append(client)
         return client
@@ -141,12 +218,14 @@ class Gateway:
         return self.thread.call(lambda core, _: recovery.sweep_expired(core))
 
     def close(self) -> None:
+        _live.pop(id(self), None)
         for client in self.clients:
             client.close()
         self.thread.stop()
 
 
 def make_settings(data_dir: Path, **overrides: Any) -> Settings:
+    """Test settings for a gateway with this data directory, on the current profile's engines."""
     values: dict[str, Any] = {
         "data_dir": data_dir,
         "admin_token": ADMIN_TOKEN,
@@ -155,6 +234,7 @@ def make_settings(data_dir: Path, **overrides: Any) -> Settings:
         "demo_account": False,
         "max_upload_bytes": 2 * 1024 * 1024,
         "log_level": "warning",
+        **profiles.current().settings(data_dir),
     }
     values.update(overrides)
     return Settings(**values)
@@ -164,11 +244,13 @@ def start_gateway(data_dir: Path, *, clock: ManualClock | None = None, **overrid
     settings = make_settings(data_dir, **overrides)
     clock = clock or ManualClock(TEST_EPOCH)
     thread = ServerThread(settings, clock)
-    return Gateway(base_url=thread.start(), settings=settings, thread=thread, clock=clock)
+    gw = Gateway(base_url=thread.start(), settings=settings, thread=thread, clock=clock)
+    _live[id(gw)] = (profiles.current().name, _test_file())
+    return gw
 
 
 @pytest.fixture(scope="session")
-def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+def gateway(tmp_path_factory: pytest.TempPathFactory, profile: Profile) -> Iterator[Gateway]:
     """One shared gateway for tests that do not need special settings."""
     gw = start_gateway(tmp_path_factory.mktemp("gateway"))
     yield gw

@@ -18,6 +18,8 @@ from typing import Any
 import httpx
 import pytest
 
+from tests import profiles
+
 IMAGEGATE = Path(sys.executable).parent / "imagegate"
 CURL = "/usr/bin/curl"
 LISTENING = re.compile(r"imagegate listening on (\S+)")
@@ -69,14 +71,17 @@ Start = Callable[..., Server]
 
 @pytest.fixture
 def serve() -> Iterator[Start]:
-    """Start ``imagegate serve --port 0`` (killed at teardown) with only the given IMAGEGATE_ vars."""
+    """Start ``imagegate serve --port 0`` (killed at teardown) with only the given IMAGEGATE_ vars
+    and those of the current profile (its database, Redis, bucket: tests/profiles.py)."""
     started: list[Server] = []
 
-    def start(cwd: Path, **env_vars: str) -> Server:
+    def start(cwd: Path, *args: str, **env_vars: str) -> Server:
         env = {k: v for k, v in os.environ.items() if not k.startswith("IMAGEGATE_")}
+        data_dir = Path(env_vars.get("IMAGEGATE_DATA_DIR", cwd / ".imagegate"))
+        env.update(profiles.current().env(data_dir))
         env.update(env_vars)
         process = subprocess.Popen(
-            [str(IMAGEGATE), "serve", "--port", "0"],
+            [str(IMAGEGATE), "serve", "--port", "0", *args],
             cwd=cwd,
             env=env,
             stdout=subprocess.PIPE,

@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from imagegate.accounts.store import Principal
 from imagegate.catalog import Catalog, ModelSpec, load_catalog
 from imagegate.catalog.lifecycle import serving_model
 from imagegate.clock import SYSTEM_CLOCK, Clock
 from imagegate.db.migrate import upgrade_async
+from imagegate.db.secrets import shared_secret
 from imagegate.db.session import Database
 from imagegate.events import Bus, LocalBus
 from imagegate.limits import RateLimiter, Tier, tier_for
 from imagegate.providers.registry import Providers
 from imagegate.settings import Settings
 from imagegate.storage import Storage, UrlSigner, guard, open_storage
+from imagegate.storage.base import S3Options
 from imagegate.storage.signing import load_or_create_secret
 from imagegate.tasks.relay import B64Relay
 
@@ -64,6 +70,37 @@ async def describe_routes(settings: Settings) -> list[str]:
         await providers.aclose()
 
 
+def s3_options(settings: Settings) -> S3Options:
+    secret = settings.s3_secret_access_key
+    return S3Options(
+        endpoint_url=settings.s3_endpoint_url,
+        region=settings.s3_region,
+        access_key_id=settings.s3_access_key_id,
+        secret_access_key=secret.get_secret_value() if secret else None,
+    )
+
+
+async def signing_secret(settings: Settings, db: Database) -> bytes:
+    """The URL-signing key: from settings, else the database every replica shares; SQLite (one
+    host) keeps the file in the data directory that earlier versions made."""
+    if settings.signing_key is not None:
+        return settings.signing_key.get_secret_value().encode()
+    if db.engine.dialect.name == "sqlite":
+        return load_or_create_secret(settings.data_dir / "signing.key")
+    return await shared_secret(db, "url_signing_key")
+
+
+def open_redis(settings: Settings) -> Any:
+    """One redis-py client for the process (rate limits share its pool), or None."""
+    if not settings.redis_url:
+        return None
+    try:
+        from redis.asyncio import Redis
+    except ImportError:
+        raise ValueError("IMAGEGATE_REDIS_URL needs redis-py: pip install 'imagegate[redis]'") from None
+    return Redis.from_url(settings.redis_url)
+
+
 @dataclass
 class Gateway:
     settings: Settings
@@ -77,27 +114,49 @@ class Gateway:
     relay: B64Relay = field(default_factory=B64Relay)  # upstream base64 for the OpenAI face
     clock: Clock = SYSTEM_CLOCK
     listening_url: str | None = None  # set once the server is bound: links in webhooks without public_url
+    redis: Any = None  # redis.asyncio.Redis when IMAGEGATE_REDIS_URL is set; closed by close()
+    # Set by a queue that defers a task's job in the task's own transaction (queue/jobs.py):
+    # called with the session, the task id and its provider, just before the commit.
+    defer_in_transaction: Callable[[AsyncSession, str, str], Awaitable[None]] | None = None
 
     @classmethod
     async def open(cls, settings: Settings, clock: Clock = SYSTEM_CLOCK) -> Gateway:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         await upgrade_async(settings.resolved_database_url)
         catalog = load_catalog(settings.catalog_file)
+        db = Database(settings.resolved_database_url)
+        redis = open_redis(settings)
+        try:
+            storage = open_storage(settings.resolved_storage_url, s3_options(settings))
+            signer = UrlSigner(await signing_secret(settings, db))
+        except BaseException:
+            await db.dispose()
+            if redis is not None:
+                await redis.aclose()
+            raise
+        limits_url = settings.rate_limit_storage_url
+        if redis is not None and limits_url == "memory://":
+            limits_url = settings.redis_url or limits_url
+        # The limiter counts through our client's pool when it counts on the same Redis.
+        pool = redis.connection_pool if redis is not None and limits_url == settings.redis_url else None
         return cls(
             settings=settings,
-            db=Database(settings.resolved_database_url),
+            db=db,
             catalog=catalog,
-            storage=open_storage(settings.resolved_storage_url),
-            signer=UrlSigner(load_or_create_secret(settings.data_dir / "signing.key")),
-            limiter=RateLimiter(settings.rate_limit_storage_url, settings.rate_window_s, clock),
+            storage=storage,
+            signer=signer,
+            limiter=RateLimiter(limits_url, settings.rate_window_s, clock, redis_pool=pool),
             providers=build_providers(settings, catalog, clock),
             clock=clock,
+            redis=redis,
         )
 
     async def close(self) -> None:
         await self.bus.aclose()
         await self.providers.aclose()
         await self.db.dispose()
+        if self.redis is not None:
+            await self.redis.aclose()
 
     @property
     def fetch_policy(self) -> guard.Policy:

@@ -14,7 +14,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -39,10 +39,34 @@ class Settings(BaseSettings):
         Path(".imagegate"), description="Directory for the SQLite file, stored files and the signing key."
     )
     database_url: str | None = Field(
-        None, description="SQLAlchemy async URL; default: SQLite file in the data directory."
+        None,
+        description="SQLAlchemy async URL; default: SQLite file in the data directory. PostgreSQL: "
+        "postgresql://user:password@host:port/db (driven by psycopg 3; install imagegate[postgres]).",
     )
     storage_url: str | None = Field(
-        None, description="Where image bytes live; default: file:// directory in the data directory."
+        None,
+        description="Where image bytes live; default: file:// directory in the data directory. "
+        "s3://bucket/prefix: an S3-compatible bucket, outputs downloaded by presigned URLs.",
+    )
+    s3_endpoint_url: str | None = Field(
+        None,
+        description="S3 endpoint for s3:// storage (MinIO, SeaweedFS...); default: AWS_ENDPOINT_URL or AWS.",
+    )
+    s3_region: str | None = Field(
+        None, description="S3 region; default: AWS_REGION or AWS_DEFAULT_REGION, else us-east-1."
+    )
+    s3_access_key_id: str | None = Field(None, description="S3 access key; default: AWS_ACCESS_KEY_ID.")
+    s3_secret_access_key: SecretStr | None = Field(
+        None, description="S3 secret key; default: AWS_SECRET_ACCESS_KEY."
+    )
+    redis_url: str | None = Field(
+        None,
+        description="Redis shared by every replica (redis://host:port/db): rate-limit counters live there.",
+    )
+    signing_key: SecretStr | None = Field(
+        None,
+        description="Key that signs download links and upload tokens, shared by every replica; default: "
+        "made once and kept in the database (PostgreSQL) or in the data directory (SQLite).",
     )
     public_url: str | None = Field(
         None, description="Base URL clients use to reach this server; default: taken from each request."
@@ -90,6 +114,11 @@ class Settings(BaseSettings):
         None, description="Support email address shown in the catalog FAQ; unset: none is shown."
     )
     workers: int = Field(4, ge=1, le=4096, description="Tasks the in-process worker pool runs at once.")
+    job_queue: Literal["local", "postgres"] = Field(
+        "local",
+        description="Who runs tasks: local (a worker pool in each server process) or postgres (jobs in "
+        "PostgreSQL, run by `imagegate worker` processes; install imagegate[postgres]).",
+    )
     task_timeout_s: float = Field(600.0, gt=0, description="A task running longer than this fails.")
     lease_s: float = Field(
         30.0,
@@ -187,7 +216,9 @@ class Settings(BaseSettings):
         "paid_spend_threshold_micro.",
     )
     rate_limit_storage_url: str = Field(
-        "memory://", description="Where rate-limit counters live (memory://, or redis://host:port)."
+        "memory://",
+        description="Where rate-limit counters live (memory://, or redis://host:port); IMAGEGATE_REDIS_URL, "
+        "when set, takes the place of memory://.",
     )
     rate_window_s: int = Field(
         60, gt=0, description="Length of the rate-limit window; tiers' per-minute figures apply per window."
@@ -228,7 +259,7 @@ class Settings(BaseSettings):
     @cached_property
     def resolved_database_url(self) -> str:
         if self.database_url:
-            return self.database_url
+            return async_database_url(self.database_url)
         return f"sqlite+aiosqlite:///{self.data_dir.resolve() / 'imagegate.db'}"
 
     @cached_property
@@ -236,6 +267,14 @@ class Settings(BaseSettings):
         if self.storage_url:
             return self.storage_url
         return (self.data_dir.resolve() / "files").as_uri()
+
+
+def async_database_url(url: str) -> str:
+    """PostgreSQL URLs without a driver get psycopg 3 (async, and shareable with a job queue)."""
+    for plain in ("postgresql://", "postgres://"):
+        if url.startswith(plain):
+            return "postgresql+psycopg://" + url.removeprefix(plain)
+    return url
 
 
 def settings_table() -> list[tuple[str, str, str]]:

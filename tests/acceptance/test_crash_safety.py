@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import stat
 import subprocess
@@ -12,8 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.acceptance.test_serve import poll, terminal
+from tests.profiles import gateway_env, stored_keys
 from tests.serving import IMAGEGATE, Server, Start
 
 FAKE = {"IMAGEGATE_DEFAULT_PROVIDER": "fake"}
@@ -42,17 +43,17 @@ def read(server: Server, key: str, task_id: str) -> dict[str, Any]:
 
 
 def outputs_on_disk(data_dir: Path, task_id: str) -> list[str]:
-    return sorted(p.name for p in (data_dir / "files" / "outputs" / task_id).glob("*"))
+    return stored_keys(data_dir, f"outputs/{task_id}")
 
 
 def ledger_check(data_dir: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("IMAGEGATE_")}
-    env["IMAGEGATE_DATA_DIR"] = str(data_dir)
+    env = gateway_env(data_dir)
     return subprocess.run(
         [str(IMAGEGATE), "ledger", "check"], env=env, capture_output=True, text=True, timeout=60, check=False
     )
 
 
+@pytest.mark.scale
 def test_two_servers_on_one_database_run_each_task_once(serve: Start, tmp_path: Path) -> None:
     first = serve(tmp_path, **FAKE)
     key = first.demo_key
@@ -69,7 +70,7 @@ def test_two_servers_on_one_database_run_each_task_once(serve: Start, tmp_path: 
         assert task["status"] == "completed", task
         for server in (first, second):
             image = read(server, key, task_id)["images"][0]["url"]
-            assert httpx.get(image, timeout=30).status_code == 200
+            assert httpx.get(image, timeout=30, follow_redirects=True).status_code == 200
         assert len(outputs_on_disk(data_dir, task_id)) == 1, outputs_on_disk(data_dir, task_id)
     check = ledger_check(data_dir)
     assert check.returncode == 0, check.stdout + check.stderr
@@ -103,6 +104,7 @@ def stop(server: Server) -> float:
     return time.monotonic() - started
 
 
+@pytest.mark.scale
 def test_a_graceful_stop_hands_tasks_back_without_spending_attempts(serve: Start, tmp_path: Path) -> None:
     env = {**FAKE, "IMAGEGATE_MAX_ATTEMPTS": "1"}  # a spent attempt would fail the task
     server = serve(tmp_path, **env)
@@ -141,3 +143,26 @@ def test_the_database_and_signing_key_are_owner_only(serve: Start, tmp_path: Pat
     for name in ("imagegate.db", "signing.key"):
         mode = stat.S_IMODE((data_dir / name).stat().st_mode)
         assert mode == 0o600, (name, oct(mode))
+
+
+@pytest.mark.scale
+def test_a_replica_killed_mid_task_leaves_it_to_the_other(serve: Start, tmp_path: Path) -> None:
+    """Two API processes on one database: a task made on A is read on B; A dies by SIGKILL while
+    running it; B takes it over once A's lease runs out and completes it; the ledger is clean."""
+    env = {**FAKE, "IMAGEGATE_LEASE_S": "1", "IMAGEGATE_SWEEP_INTERVAL_S": "0.2"}
+    first = serve(tmp_path, **env)
+    key = first.demo_key
+    assert key
+    second = serve(tmp_path, **env)
+    task_id = create(first, key, "[stall:3] outlive your worker")
+    poll(lambda: read(second, key, task_id), lambda t: t["status"] == "processing")
+    first.kill()
+    task = poll(lambda: read(second, key, task_id), terminal, timeout=30)
+    assert task["status"] == "completed", task
+    assert task["billing"]["settlement"] is not None
+    image = httpx.get(task["images"][0]["url"], timeout=30, follow_redirects=True)
+    assert image.status_code == 200 and image.content.startswith(b"\x89PNG")
+    data_dir = tmp_path / ".imagegate"
+    assert len(outputs_on_disk(data_dir, task_id)) == 1  # the dead run left no bytes behind
+    check = ledger_check(data_dir)
+    assert check.returncode == 0, check.stdout + check.stderr

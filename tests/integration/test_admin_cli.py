@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import sqlite3
 import subprocess
 import sys
 import uuid
@@ -19,6 +17,11 @@ import pytest
 
 from imagegate.settings import Settings
 from tests.conftest import ADMIN_TOKEN, Gateway, start_gateway
+from tests.profiles import database_cells, gateway_env
+
+# On both profiles (tests/profiles.py): the HTTP routes and two CLI round trips; the CLI's
+# argument errors and its settings table do not touch the engines.
+SCALE = pytest.mark.scale
 
 IMAGEGATE = Path(sys.executable).parent / "imagegate"
 
@@ -39,20 +42,6 @@ def unique(name: str) -> str:
     return f"{name}-{uuid.uuid4().hex[:8]}"
 
 
-def database_cells(data_dir: Path) -> list[str]:
-    """Every non-null value in every table of the gateway's SQLite file, as text."""
-    uri = f"file:{data_dir / 'imagegate.db'}?mode=ro"
-    with sqlite3.connect(uri, uri=True) as db:
-        tables = [row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
-        return [
-            str(value)
-            for table in tables
-            for row in db.execute(f'SELECT * FROM "{table}"')
-            for value in row
-            if value is not None
-        ]
-
-
 # -- admin HTTP ----------------------------------------------------------------------------------
 @pytest.fixture
 def no_admin_gateway(tmp_path: Path) -> Iterator[Gateway]:
@@ -63,6 +52,7 @@ def no_admin_gateway(tmp_path: Path) -> Iterator[Gateway]:
         gw.close()
 
 
+@SCALE
 def test_admin_routes_do_not_exist_without_a_token(no_admin_gateway: Gateway) -> None:
     for client in (no_admin_gateway.client(), no_admin_gateway.client(ADMIN_TOKEN)):
         for method, path, body in ADMIN_ROUTES:
@@ -71,6 +61,7 @@ def test_admin_routes_do_not_exist_without_a_token(no_admin_gateway: Gateway) ->
             assert response.json()["error"]["code"] == "not_found"
 
 
+@SCALE
 def test_admin_routes_refuse_a_wrong_token(gateway: Gateway) -> None:
     for client in (gateway.client("not-the-token"), gateway.client()):
         for method, path, body in ADMIN_ROUTES:
@@ -80,6 +71,7 @@ def test_admin_routes_refuse_a_wrong_token(gateway: Gateway) -> None:
     assert not any(a["name"] == "someone" for a in gateway.admin().get("/admin/accounts").json()["data"])
 
 
+@SCALE
 def test_accounts_are_unique_by_name(gateway: Gateway) -> None:
     admin = gateway.admin()
     name = unique("acme")
@@ -93,6 +85,7 @@ def test_accounts_are_unique_by_name(gateway: Gateway) -> None:
     assert [a["id"] for a in listed] == [created.json()["id"]]
 
 
+@SCALE
 def test_key_lifecycle(gateway: Gateway) -> None:
     admin = gateway.admin()
     name = unique("keys")
@@ -127,6 +120,7 @@ def test_key_lifecycle(gateway: Gateway) -> None:
     assert after[prefix]["revoked_at"] and after[second.json()["prefix"]]["revoked_at"] is None
 
 
+@SCALE
 def test_unknown_account_and_key_are_404(gateway: Gateway) -> None:
     admin = gateway.admin()
     assert admin.post("/admin/accounts/no-such-account/keys", json={}).status_code == 404
@@ -134,6 +128,7 @@ def test_unknown_account_and_key_are_404(gateway: Gateway) -> None:
     assert admin.post("/admin/keys/ig_notakey00/revoke").status_code == 404
 
 
+@SCALE
 def test_the_database_stores_only_a_hash_of_the_key(gateway: Gateway) -> None:
     _, key = gateway.new_account()
     assert gateway.client(key).get("/api/v1/me").status_code == 200
@@ -144,8 +139,7 @@ def test_the_database_stores_only_a_hash_of_the_key(gateway: Gateway) -> None:
 
 # -- CLI -----------------------------------------------------------------------------------------
 def cli(data_dir: Path, *args: str, **env_vars: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("IMAGEGATE_")}
-    env.update(env_vars, IMAGEGATE_DATA_DIR=str(data_dir))
+    env = gateway_env(data_dir, **env_vars)
     return subprocess.run(
         [str(IMAGEGATE), *args], env=env, capture_output=True, text=True, timeout=60, check=False
     )
@@ -157,6 +151,7 @@ def cli_json(data_dir: Path, *args: str) -> Any:
     return json.loads(result.stdout)
 
 
+@SCALE
 def test_cli_accounts_and_keys(tmp_path: Path) -> None:
     data = tmp_path / "data"
     created = cli(data, "accounts", "create", "acme")
@@ -211,6 +206,7 @@ def test_cli_settings_lists_every_variable(tmp_path: Path) -> None:
     assert not missing, f"not printed in full: {missing}\n{result.stdout}"
 
 
+@SCALE
 def test_a_cli_key_works_against_a_server_on_the_same_data_dir(tmp_path: Path) -> None:
     assert cli(tmp_path, "accounts", "create", "shop").returncode == 0
     keep = cli_json(tmp_path, "keys", "create", "shop", "--json")

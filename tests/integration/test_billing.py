@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import sqlite3
 import subprocess
 import sys
 import threading
 import uuid
 from collections.abc import Iterator
-from contextlib import closing
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -20,6 +17,9 @@ import httpx
 import pytest
 
 from tests.conftest import T2I_15, Gateway, png_bytes, start_gateway
+from tests.profiles import Profile, gateway_env, sql
+
+pytestmark = pytest.mark.scale
 
 IMAGEGATE = Path(sys.executable).parent / "imagegate"
 T2I_15_VARIANT = "gpt-image-1.5-text-to-image"
@@ -60,15 +60,18 @@ def with_prompt(body: dict[str, Any], prompt: str) -> dict[str, Any]:
 
 
 def cli(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("IMAGEGATE_")}
-    env["IMAGEGATE_DATA_DIR"] = str(data_dir)
     return subprocess.run(
-        [str(IMAGEGATE), *args], env=env, capture_output=True, text=True, timeout=60, check=False
+        [str(IMAGEGATE), *args],
+        env=gateway_env(data_dir),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
 
 
 @pytest.fixture(scope="module")
-def nofree(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+def nofree(tmp_path_factory: pytest.TempPathFactory, profile: Profile) -> Iterator[Gateway]:
     """A gateway without free calls, so every call is paid from the first."""
     gw = start_gateway(tmp_path_factory.mktemp("nofree"), free_calls_per_variant=0)
     yield gw
@@ -509,15 +512,13 @@ def test_a_quote_body_must_be_json(gateway: Gateway) -> None:
 
 
 # -- admin credits -------------------------------------------------------------------------------
-def ledger_notes(data_dir: Path, account_id: str) -> list[tuple[str, int, int, str | None]]:
-    with closing(sqlite3.connect(f"file:{data_dir / 'imagegate.db'}?mode=ro", uri=True)) as db:
-        return list(
-            db.execute(
-                "SELECT kind, amount_micro, bonus_micro, note FROM ledger_entries "
-                "WHERE account_id = ? AND kind = 'grant' ORDER BY id",
-                (account_id,),
-            )
-        )
+def ledger_notes(data_dir: Path, account_id: str) -> list[tuple[Any, ...]]:
+    return sql(
+        data_dir,
+        "SELECT kind, amount_micro, bonus_micro, note FROM ledger_entries "
+        "WHERE account_id = ? AND kind = 'grant' ORDER BY id",
+        account_id,
+    )
 
 
 def test_admin_grants_paid_and_bonus_credits_and_bonus_is_spent_first(nofree: Gateway) -> None:
@@ -605,12 +606,6 @@ def test_admin_credits_of_an_unknown_account_are_404(gateway: Gateway) -> None:
 
 
 # -- CLI -----------------------------------------------------------------------------------------
-def sql(data_dir: Path, statement: str, *args: Any) -> list[tuple[Any, ...]]:
-    """Run one statement on the gateway's SQLite file, behind its back."""
-    with closing(sqlite3.connect(data_dir / "imagegate.db")) as db, db:
-        return list(db.execute(statement, args))
-
-
 def test_cli_credits_and_ledger_check(tmp_path: Path) -> None:
     name = f"cli-{uuid.uuid4().hex[:8]}"
     gw = start_gateway(tmp_path, free_calls_per_variant=1)

@@ -13,8 +13,9 @@ import httpx
 import pytest
 from PIL import Image
 
-from imagegate.storage.signing import UrlSigner, load_or_create_secret
 from tests.conftest import T2I_15, Gateway, ImageHost, png_bytes
+
+pytestmark = pytest.mark.scale  # both profiles: tests/profiles.py
 
 EDIT_URL = "/api/v1/gpt_image/edit_image"
 
@@ -43,7 +44,7 @@ def check_file(response: httpx.Response, data: bytes, mime: str) -> dict[str, An
     lifetime = parse_time(body["expires_at"]) - parse_time(body["created_at"])
     assert timedelta(minutes=59) <= lifetime <= timedelta(minutes=61)
     # the link needs no key and gives back the very same bytes
-    download = httpx.get(body["url"], timeout=30)
+    download = httpx.get(body["url"], timeout=30, follow_redirects=True)
     assert download.status_code == 200, download.text
     assert download.content == data
     assert download.headers["content-type"].startswith(mime)
@@ -132,10 +133,10 @@ def test_upload_link_works_as_a_source_image(gateway: Gateway, user: httpx.Clien
     assert created.status_code == 200, created.text
     task = gateway.wait(user, created.json()["id"])
     assert task["status"] == "completed", task
-    image = httpx.get(task["images"][0]["url"], timeout=30)
+    image = httpx.get(task["images"][0]["url"], timeout=30, follow_redirects=True)
     assert Image.open(io.BytesIO(image.content)).size == (1024, 1024)
     # the upload is not consumed by the task: it stays downloadable for its hour
-    assert httpx.get(upload.json()["url"], timeout=30).content == data
+    assert httpx.get(upload.json()["url"], timeout=30, follow_redirects=True).content == data
 
 
 def test_uploads_are_not_listed_as_tasks(gateway: Gateway) -> None:
@@ -176,10 +177,10 @@ def flip(text: str) -> str:
 def test_tampered_signature_is_not_found(uploaded: tuple[str, bytes]) -> None:
     url, _ = uploaded
     sig = parse_qs(urlsplit(url).query)["sig"][0]
-    response = httpx.get(replace_query(url, sig=flip(sig)), timeout=30)
+    response = httpx.get(replace_query(url, sig=flip(sig)), timeout=30, follow_redirects=True)
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "not_found"
-    missing = httpx.get(url.split("&sig=")[0], timeout=30)
+    missing = httpx.get(url.split("&sig=")[0], timeout=30, follow_redirects=True)
     assert missing.status_code in (400, 404)
     assert missing.status_code != 200
 
@@ -187,7 +188,7 @@ def test_tampered_signature_is_not_found(uploaded: tuple[str, bytes]) -> None:
 def test_tampered_expiry_is_not_found(uploaded: tuple[str, bytes]) -> None:
     url, _ = uploaded
     expires = int(parse_qs(urlsplit(url).query)["expires"][0])
-    response = httpx.get(replace_query(url, expires=str(expires + 86400)), timeout=30)
+    response = httpx.get(replace_query(url, expires=str(expires + 86400)), timeout=30, follow_redirects=True)
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "not_found"
 
@@ -197,27 +198,32 @@ def test_tampered_key_is_not_found(uploaded: tuple[str, bytes]) -> None:
     parts = urlsplit(url)
     other = parts._replace(path=parts.path.replace("inputs/", "outputs/")).geturl()
     assert other != url
-    assert httpx.get(other, timeout=30).status_code == 404
+    assert httpx.get(other, timeout=30, follow_redirects=True).status_code == 404
 
 
 def test_expired_but_signed_link_is_gone(gateway: Gateway, uploaded: tuple[str, bytes]) -> None:
     url, _ = uploaded
     key = urlsplit(url).path.removeprefix("/files/")
-    signer = UrlSigner(load_or_create_secret(gateway.settings.data_dir / "signing.key"))
+    signer = gateway.core.signer
     past = int(gateway.clock.timestamp()) - 60
-    response = httpx.get(gateway.base_url + signer.path(key, past), timeout=30)
+    response = httpx.get(gateway.base_url + signer.path(key, past), timeout=30, follow_redirects=True)
     assert response.status_code == 410, response.text
     error = response.json()["error"]
     assert error["code"] == "expired"
     assert error["type"] == "invalid_request_error"
     # the same signer's link for the future still works: the test signer is the server's
-    assert httpx.get(gateway.base_url + signer.path(key, past + 7200), timeout=30).status_code == 200
+    assert (
+        httpx.get(
+            gateway.base_url + signer.path(key, past + 7200), timeout=30, follow_redirects=True
+        ).status_code
+        == 200
+    )
 
 
 def test_expired_gateway_link_is_refused_as_a_source(gateway: Gateway, user: httpx.Client) -> None:
     upload = user.post("/api/v1/files", json={"source": {"type": "base64", "data": b64(png_bytes(8, 8))}})
     key = urlsplit(upload.json()["url"]).path.removeprefix("/files/")
-    signer = UrlSigner(load_or_create_secret(gateway.settings.data_dir / "signing.key"))
+    signer = gateway.core.signer
     stale = gateway.base_url + signer.path(key, int(gateway.clock.timestamp()) - 60)
     response = user.post(EDIT_URL, json=edit_body([stale]))
     assert response.status_code == 400, response.text

@@ -15,12 +15,15 @@ import pytest
 from openai import OpenAI
 
 from tests.conftest import T2I_15, Gateway, png_bytes, start_gateway
+from tests.profiles import Profile
+
+pytestmark = pytest.mark.scale  # both profiles: tests/profiles.py
 
 CREATE = "/api/v1/gpt_image/text_to_image"
 
 
 @pytest.fixture(scope="module")
-def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+def gw(tmp_path_factory: pytest.TempPathFactory, profile: Profile) -> Iterator[Gateway]:
     """No free calls: every task is charged, so a double charge shows in the balance."""
     gateway = start_gateway(tmp_path_factory.mktemp("idempotency"), free_calls_per_variant=0)
     yield gateway

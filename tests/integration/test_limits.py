@@ -19,7 +19,10 @@ import pytest
 from imagegate.limits import Tier
 from imagegate.settings import Settings
 from tests.conftest import T2I_15, Gateway, start_gateway
+from tests.profiles import Profile, gateway_env
 from tests.serving import Start
+
+pytestmark = pytest.mark.scale  # both profiles: tests/profiles.py
 
 IMAGEGATE = Path(sys.executable).parent / "imagegate"
 WINDOW_S = 60  # the gateway's clock is moved on instead of waiting a window out
@@ -50,7 +53,7 @@ RATE_HEADERS = ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset
 
 
 @pytest.fixture(scope="module")
-def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+def gw(tmp_path_factory: pytest.TempPathFactory, profile: Profile) -> Iterator[Gateway]:
     gateway = start_gateway(
         tmp_path_factory.mktemp("limits"), rate_window_s=WINDOW_S, tiers=TIERS, free_calls_per_variant=0
     )
@@ -319,9 +322,7 @@ def test_admin_pin_needs_the_tier_field(gw: Gateway, body: dict[str, Any]) -> No
 
 
 def cli(gw: Gateway, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("IMAGEGATE_")}
-    env["IMAGEGATE_DATA_DIR"] = str(gw.settings.data_dir)
-    env["IMAGEGATE_TIERS"] = json.dumps(TIERS)
+    env = gateway_env(gw.settings.data_dir, IMAGEGATE_TIERS=json.dumps(TIERS))
     return subprocess.run(
         [str(IMAGEGATE), *args], env=env, capture_output=True, text=True, timeout=60, check=False
     )

@@ -18,12 +18,15 @@ from openai import OpenAI
 
 from imagegate.tasks import recovery
 from tests.conftest import T2I_15, Gateway, png_bytes, start_gateway
+from tests.profiles import Profile, stored_keys
+
+pytestmark = pytest.mark.scale  # both profiles: tests/profiles.py
 
 HOUR = 3600
 
 
 @pytest.fixture
-def gw(tmp_path: Path) -> Iterator[Gateway]:
+def gw(tmp_path: Path, profile: Profile) -> Iterator[Gateway]:
     # A sweeper interval far beyond the test: only the test's own sweeps run.
     gateway = start_gateway(
         tmp_path,
@@ -41,17 +44,18 @@ def test_expired_outputs_are_deleted_and_answer_410(gw: Gateway) -> None:
     task = gw.wait(client, client.post("/api/v1/gpt_image/text_to_image", json=T2I_15).json()["id"])
     url = task["images"][0]["url"]
     assert gw.client().get(url).status_code == 200
-    stored = list((gw.settings.data_dir / "files" / "outputs" / task["id"]).iterdir())
-    assert stored, "the output was stored on disk"
+    outputs = f"outputs/{task['id']}"
+    stored = stored_keys(gw.settings.data_dir, outputs)
+    assert stored, "the output was stored"
 
     gw.clock.advance(23 * HOUR)
     assert gw.sweep() == 0
-    assert all(path.exists() for path in stored), "kept within its retention"
+    assert stored_keys(gw.settings.data_dir, outputs) == stored, "kept within its retention"
     assert gw.client().get(url).status_code == 200
 
     gw.clock.advance(HOUR + 1)
     assert gw.sweep() == 1
-    assert not any(path.exists() for path in stored), "the sweeper deleted the expired output"
+    assert not stored_keys(gw.settings.data_dir, outputs), "the sweeper deleted the expired output"
     gone = gw.client().get(url)
     assert gone.status_code == 410
     assert gone.json()["error"]["code"] == "expired"
@@ -65,13 +69,12 @@ def test_expired_uploads_are_deleted(gw: Gateway) -> None:
     data = base64.b64encode(png_bytes()).decode()
     upload = client.post("/api/v1/files", json={"source": {"type": "base64", "data": data}})
     assert upload.status_code == 200, upload.text
-    inputs = gw.settings.data_dir / "files" / "inputs"
-    assert any(inputs.iterdir())
+    assert stored_keys(gw.settings.data_dir, "inputs")
     gw.clock.advance(HOUR - 60)
-    assert gw.sweep() == 0 and any(inputs.iterdir())
+    assert gw.sweep() == 0 and stored_keys(gw.settings.data_dir, "inputs")
     gw.clock.advance(61)
     assert gw.sweep() == 1
-    assert not any(inputs.iterdir()), "the expired upload's bytes are gone"
+    assert not stored_keys(gw.settings.data_dir, "inputs"), "the expired upload's bytes are gone"
     assert gw.client().get(upload.json()["url"]).status_code == 410
 
 

@@ -34,13 +34,22 @@ from imagegate.queue import LocalQueue, Queue
 from imagegate.settings import Settings
 
 
-def create_app(settings: Settings | None = None, *, clock: Clock = SYSTEM_CLOCK) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, *, clock: Clock = SYSTEM_CLOCK, run_workers: bool = True
+) -> FastAPI:
+    """``run_workers=False`` (``serve --no-worker``): this process only defers jobs to workers."""
     settings = settings or Settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         gw = await Gateway.open(settings, clock)
-        queue: Queue = LocalQueue(gw, settings.workers)
+        queue: Queue
+        if settings.job_queue == "postgres":
+            from imagegate.queue.jobs import JobQueue  # procrastinate: the postgres extra
+
+            queue = JobQueue(gw, work=run_workers, concurrency=settings.workers)
+        else:
+            queue = LocalQueue(gw, settings.workers)
         app.state.gateway = gw
         app.state.queue = queue
         await queue.start()

@@ -6,10 +6,11 @@ import base64
 import binascii
 import mimetypes
 from datetime import timedelta
+from typing import Any
 from urllib.parse import unquote
 
 from fastapi import APIRouter, Request
-from fastapi.responses import FileResponse, Response
+from fastapi.responses import FileResponse, RedirectResponse, Response
 
 from imagegate.api import uploads
 from imagegate.api.deps import BaseUrlDep, GatewayDep, PrincipalDep, json_body
@@ -24,6 +25,7 @@ from imagegate.tasks import inputs
 from imagegate.tasks.inputs import data_url_type, decode_data_url
 
 router = APIRouter(tags=["files"])
+PRESIGNED_FOR = timedelta(hours=1)  # an object store's own link, handed out by a redirect
 DOWNLOAD_TYPES = ("image/png", "image/jpeg", "image/webp", "image/gif", "application/octet-stream")
 
 
@@ -113,11 +115,12 @@ def file_view(gw: Gateway, base: str, record: StoredFile) -> FileObject:
     )
 
 
-_DOWNLOAD = {
+_DOWNLOAD: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "The stored bytes.",
         "content": {t: {"schema": {"type": "string", "format": "binary"}} for t in DOWNLOAD_TYPES},
     },
+    307: {"description": "Served by the object store: a presigned URL to GET instead."},
     **error_responses(400, 404, 410),
 }
 
@@ -136,6 +139,14 @@ async def download(key: str, expires: int, sig: str, gw: GatewayDep) -> Response
     path = gw.storage.local_path(key)
     if path is not None:
         return FileResponse(path, media_type=media_type, headers=headers)
+    # An object store serves the bytes itself; its link lasts no longer than ours (at most an hour).
+    ttl = min(PRESIGNED_FOR, timedelta(seconds=max(1, expires - int(gw.now().timestamp()))))
+    presigned = await gw.storage.presigned_get(key, ttl)
+    if presigned is not None:
+        if not await gw.storage.exists(key):
+            raise GoneError("This file is no longer stored.")
+        cache = f"private, max-age={min(300, int(ttl.total_seconds()))}"
+        return RedirectResponse(presigned, status_code=307, headers={"Cache-Control": cache})
     try:
         data = await gw.storage.get(key)
     except StorageNotFound:

@@ -19,6 +19,8 @@ from datetime import datetime
 from enum import StrEnum
 
 from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from imagegate.db.models import Balance, LedgerEntry, Task
@@ -53,9 +55,12 @@ class Totals:
 
 
 async def ensure_balance(session: AsyncSession, account_id: str) -> None:
-    if await session.get(Balance, account_id) is None:
-        session.add(Balance(account_id=account_id))
-        await session.flush()
+    """The account's balance row, made if missing; two replicas making it at once both succeed."""
+    if await session.get(Balance, account_id) is not None:
+        return
+    dialect = session.get_bind().dialect.name
+    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    await session.execute(insert(Balance).values(account_id=account_id).on_conflict_do_nothing())
 
 
 async def lock(session: AsyncSession, account_id: str) -> Balance:
@@ -73,6 +78,12 @@ async def lock(session: AsyncSession, account_id: str) -> Balance:
     )
     if result.rowcount == 0:  # type: ignore[attr-defined]
         await ensure_balance(session, account_id)
+        await session.execute(  # now lock the row that exists (ours or a concurrent creator's)
+            update(Balance)
+            .where(Balance.account_id == account_id)
+            .values(version=Balance.version + 1)
+            .execution_options(synchronize_session=False)
+        )
     balance = await session.get(Balance, account_id, populate_existing=True)
     assert balance is not None
     return balance

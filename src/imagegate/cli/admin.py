@@ -161,6 +161,12 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Bind address (IMAGEGATE_HOST).")] = None,
     port: Annotated[int | None, typer.Option(help="Port; 0 picks a free one (IMAGEGATE_PORT).")] = None,
     workers: Annotated[int | None, typer.Option(help="Worker pool size (IMAGEGATE_WORKERS).")] = None,
+    no_worker: Annotated[
+        bool,
+        typer.Option(
+            "--no-worker", help="API only: tasks go to `imagegate worker` processes (job queue postgres)."
+        ),
+    ] = False,
 ) -> None:
     """Start the gateway on the embedded defaults: SQLite, local files, offline renderer."""
     import uvicorn
@@ -172,6 +178,9 @@ def serve(
         k: v for k, v in {"host": host, "port": port, "workers": workers}.items() if v is not None
     }
     settings = Settings(**overrides)
+    if no_worker and settings.job_queue != "postgres":
+        err.print("[red]error:[/red] --no-worker needs IMAGEGATE_JOB_QUEUE=postgres (workers run elsewhere)")
+        raise typer.Exit(1)
     try:
         routes = asyncio.run(describe_routes(settings))
     except ValueError as exc:  # a provider or route that cannot work: say so before binding
@@ -190,8 +199,48 @@ def serve(
         out.print(line, highlight=False, soft_wrap=True)
     out.print(f"imagegate listening on {base} (data in {settings.data_dir.resolve()})", highlight=False)
     sys.stdout.flush()
-    config = uvicorn.Config(create_app(settings), log_level=settings.log_level, access_log=False)
+    app = create_app(settings, run_workers=not no_worker)
+    config = uvicorn.Config(app, log_level=settings.log_level, access_log=False)
     GatewayServer(config).run(sockets=[sock])
+
+
+@app.command(rich_help_panel=ADMIN)
+def worker(
+    queues: Annotated[
+        str | None, typer.Option(help="Comma-separated provider kinds to take tasks of (default: all).")
+    ] = None,
+    concurrency: Annotated[int | None, typer.Option(help="Tasks run at once (IMAGEGATE_WORKERS).")] = None,
+) -> None:
+    """Run tasks from the PostgreSQL job queue (IMAGEGATE_JOB_QUEUE=postgres) until SIGINT/SIGTERM."""
+    import signal
+
+    from imagegate.gateway import Gateway
+    from imagegate.queue.jobs import JobQueue
+
+    overrides: dict[str, Any] = {"workers": concurrency} if concurrency else {}
+    settings = Settings(**overrides)
+    if settings.job_queue != "postgres":
+        err.print("[red]error:[/red] `imagegate worker` needs IMAGEGATE_JOB_QUEUE=postgres")
+        raise typer.Exit(1)
+    names = [name.strip() for name in queues.split(",") if name.strip()] if queues else None
+
+    async def work() -> None:
+        gw = await Gateway.open(settings)
+        queue = JobQueue(gw, work=True, queues=names, concurrency=settings.workers)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await queue.start()
+            out.print(f"imagegate worker ready (queues: {', '.join(names or ['all'])})", highlight=False)
+            sys.stdout.flush()
+            await stop.wait()
+        finally:
+            await queue.stop()
+            await gw.close()
+
+    asyncio.run(work())
 
 
 @app.command("settings", rich_help_panel=ADMIN)

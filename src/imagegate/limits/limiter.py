@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 from limits.aio.storage import Storage
 from limits.storage import storage_from_string
@@ -39,13 +40,25 @@ class Decision:
 
 class RateLimiter:
     def __init__(
-        self, storage_url: str = "memory://", window_s: int = 60, clock: Clock = SYSTEM_CLOCK
+        self,
+        storage_url: str = "memory://",
+        window_s: int = 60,
+        clock: Clock = SYSTEM_CLOCK,
+        *,
+        redis_pool: Any = None,
     ) -> None:
+        """``redis_pool``: a redis-py asyncio connection pool the gateway owns and closes; a redis
+        URL then counts through it (redis-py, not ``limits``' default coredis client)."""
         self.window_s = window_s
         self.clock = clock
         if "://" in storage_url and not storage_url.startswith("async+"):
             storage_url = "async+" + storage_url
-        storage = storage_from_string(storage_url)
+        options: dict[str, Any] = {}
+        if storage_url.startswith(("async+redis", "async+rediss")):
+            options["implementation"] = "redispy"
+            if redis_pool is not None:
+                options["connection_pool"] = redis_pool
+        storage = storage_from_string(storage_url, **options)
         assert isinstance(storage, Storage)
         self._storage = storage
 

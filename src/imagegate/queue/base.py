@@ -1,4 +1,13 @@
-"""The one queue interface the gateway holds, whatever runs the tasks behind it."""
+"""The one queue interface the gateway holds, whatever runs the tasks behind it.
+
+- ``LocalQueue`` (embedded default): worker coroutines in each server process; ``enqueue`` after
+  the task's commit, at least once (recovery re-enqueues what a crash dropped); tasks are claimed
+  by a lease on their row, so replicas on one database never run a task twice.
+- ``JobQueue`` (``IMAGEGATE_JOB_QUEUE=postgres``, queue/jobs.py): procrastinate jobs. It sets
+  ``Gateway.defer_in_transaction``, which ``service.submit`` calls inside the task's transaction,
+  so a task and its job commit or roll back together; ``enqueue`` is then a no-op. Its workers
+  run in ``imagegate worker`` processes (``serve --no-worker`` only defers).
+"""
 
 from __future__ import annotations
 

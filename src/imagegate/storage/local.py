@@ -6,6 +6,7 @@ import asyncio
 import os
 import re
 import tempfile
+from datetime import timedelta
 from pathlib import Path
 
 from imagegate.storage.base import StorageNotFound
@@ -61,3 +62,6 @@ class LocalStorage:
     def local_path(self, key: str) -> Path | None:
         path = self._path(key)
         return path if path.is_file() else None
+
+    async def presigned_get(self, key: str, expires_in: timedelta) -> str | None:
+        return None  # served from local_path by the gateway

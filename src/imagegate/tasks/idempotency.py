@@ -50,10 +50,14 @@ async def claim(
 ) -> str | None:
     """The task id to replay, or None when this request is new (and now owns the key)."""
     values = {"account_id": account_id, "key": key, "request_hash": digest, "task_id": task_id}
+    # RETURNING, not rowcount: psycopg reports -1 for an INSERT ... ON CONFLICT through SQLAlchemy.
     inserted = await session.execute(
-        _insert(session).values(**values, created_at=now).on_conflict_do_nothing()
+        _insert(session)
+        .values(**values, created_at=now)
+        .on_conflict_do_nothing()
+        .returning(IdempotencyRecord.key)
     )
-    if inserted.rowcount == 1:  # type: ignore[attr-defined]
+    if inserted.first() is not None:
         return None
     # Taken over only if expired, by a conditional UPDATE: two late requests cannot both win.
     renewed = await session.execute(

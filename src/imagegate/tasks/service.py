@@ -162,6 +162,8 @@ async def submit(gw: Gateway, who: Principal, sub: Submission, enqueue: Enqueue)
                     replay = await store.get_for_account(session, who.account_id, original)
             if replay is None:
                 await _admit(gw, session, who, tier, variant.name, balance, task, now)
+                if gw.defer_in_transaction is not None:  # its job commits or rolls back with it
+                    await gw.defer_in_transaction(session, task.id, task.provider)
     except BaseException:
         await inputs.drop(gw, records)
         raise
