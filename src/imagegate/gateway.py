@@ -22,8 +22,8 @@ from imagegate.providers.registry import Providers
 from imagegate.settings import Settings
 from imagegate.storage import Storage, UrlSigner, guard, open_storage
 from imagegate.storage.base import S3Options
+from imagegate.storage.relay import B64Relay
 from imagegate.storage.signing import load_or_create_secret
-from imagegate.tasks.relay import B64Relay
 
 
 def route_of(model: ModelSpec, default: str) -> list[str]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from imagegate.providers.base import GeneratedImage
-from imagegate.tasks.relay import B64Relay
+from imagegate.storage.relay import B64Relay
 
 
 def image(b64: str | None) -> GeneratedImage:

@@ -28,12 +28,13 @@ from imagegate.api.models import (
     error_responses,
     request_body,
 )
-from imagegate.api.views import iso
-from imagegate.billing import ledger, usage
+from imagegate.billing import ledger
 from imagegate.billing.money import usd_to_micro
 from imagegate.dates import parse_day
 from imagegate.db.models import Account, ApiKey
 from imagegate.errors import AuthenticationError, NotFoundError, ValidationError
+from imagegate.tasks import usage
+from imagegate.tasks.views import iso
 
 
 async def require_admin(request: Request, gw: GatewayDep) -> None:

@@ -20,10 +20,11 @@ from imagegate.api.models import (
     request_body,
 )
 from imagegate.api.views import if_none_match, model_response
-from imagegate.billing import free_calls, ledger, pricing, usage
+from imagegate.billing import free_calls, ledger, pricing
 from imagegate.billing.money import micro_to_cents
 from imagegate.dates import parse_day
 from imagegate.errors import ValidationError
+from imagegate.tasks import usage
 
 router = APIRouter(prefix="/api/v1", tags=["billing"], responses=error_responses(400))
 

@@ -21,7 +21,6 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from imagegate.api.deps import BaseUrlDep, GatewayDep, ReaderDep
 from imagegate.api.runapi import task_id_of
-from imagegate.api.views import as_runapi, task_view
 from imagegate.catalog import ActionName
 from imagegate.db.models import Task
 from imagegate.errors import NotFoundError, ValidationError
@@ -30,6 +29,7 @@ from imagegate.gateway import Gateway
 from imagegate.schemas import error_responses
 from imagegate.tasks import waiting
 from imagegate.tasks.status import TaskStatus
+from imagegate.tasks.views import as_runapi, task_view
 
 router = APIRouter(prefix="/api/v1", tags=["runapi"], responses=error_responses(400, 401, 404, 429))
 

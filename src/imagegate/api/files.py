@@ -15,7 +15,6 @@ from fastapi.responses import FileResponse, RedirectResponse, Response
 from imagegate.api import uploads
 from imagegate.api.deps import BaseUrlDep, GatewayDep, PrincipalDep, json_body
 from imagegate.api.models import FILES_BODY, FileObject, error_responses
-from imagegate.api.views import iso
 from imagegate.db.models import StoredFile
 from imagegate.errors import ExpiredError, GoneError, NotFoundError, ValidationError
 from imagegate.gateway import Gateway
@@ -23,6 +22,7 @@ from imagegate.storage import StorageNotFound, guard
 from imagegate.storage.local import valid_key
 from imagegate.tasks import inputs
 from imagegate.tasks.inputs import data_url_type, decode_data_url
+from imagegate.tasks.views import iso
 
 router = APIRouter(tags=["files"])
 PRESIGNED_FOR = timedelta(hours=1)  # an object store's own link, handed out by a redirect

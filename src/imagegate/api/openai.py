@@ -31,7 +31,7 @@ from imagegate.api.models import (
 )
 from imagegate.api.runapi import check_client_request_id
 from imagegate.api.uploads import Form, Limits, read_form
-from imagegate.api.views import image_url, model_response, task_headers
+from imagegate.api.views import model_response, task_headers
 from imagegate.catalog import ActionName, ModelSpec, openai_surface
 from imagegate.catalog.contract import validate
 from imagegate.catalog.openai_compat import map_request
@@ -51,6 +51,7 @@ from imagegate.tasks import idempotency, service, waiting
 from imagegate.tasks.inputs import Upload, check_pixel_budget, check_upload
 from imagegate.tasks.service import Submission
 from imagegate.tasks.status import TaskStatus
+from imagegate.tasks.views import image_url
 
 router = APIRouter(
     prefix="/v1/images",

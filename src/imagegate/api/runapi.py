@@ -33,14 +33,7 @@ from imagegate.api.models import (
     error_responses,
     request_body,
 )
-from imagegate.api.views import (
-    as_runapi,
-    billing_view,
-    if_none_match,
-    model_response,
-    task_headers,
-    task_view,
-)
+from imagegate.api.views import if_none_match, model_response, task_headers
 from imagegate.catalog import ActionName
 from imagegate.catalog.contract import validate
 from imagegate.db.models import Task
@@ -50,6 +43,7 @@ from imagegate.gateway import Gateway
 from imagegate.tasks import idempotency, inputs, service, store, waiting
 from imagegate.tasks.service import Submission
 from imagegate.tasks.status import TaskStatus
+from imagegate.tasks.views import as_runapi, billing_view, task_view
 
 router = APIRouter(prefix="/api/v1", tags=["runapi"], responses=error_responses(400, 401, 404, 429))
 _CREATE_ERRORS = error_responses(402, 409, 410, 413, 415, 502)

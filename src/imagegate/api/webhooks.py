@@ -11,7 +11,6 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from imagegate.api.deps import BaseUrlDep, GatewayDep, PrincipalDep, ReaderDep
 from imagegate.api.models import error_responses
-from imagegate.api.views import iso
 from imagegate.db.models import WebhookAttempt, WebhookDelivery
 from imagegate.schemas import (
     WebhookAttemptView,
@@ -19,6 +18,7 @@ from imagegate.schemas import (
     WebhookDeliveryView,
     WebhookSecretView,
 )
+from imagegate.tasks.views import iso
 from imagegate.webhooks import delivery, listen, secrets
 from imagegate.webhooks.secrets import Keys
 

@@ -453,8 +453,8 @@ def ledger_check(
 def admin_usage(start: str | None, end: str | None, as_json: bool) -> None:
     """``imagegate usage --admin``: every account's calls, charges, upstream cost and margin per
     day and model, read from the database (the same figures as ``GET /admin/usage``)."""
-    from imagegate.billing import usage
     from imagegate.dates import parse_day
+    from imagegate.tasks import usage
 
     def window() -> tuple[Any, Any]:
         return usage.report_window(

@@ -21,9 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from imagegate.billing import free_calls, ledger
 from imagegate.db.models import Task
 from imagegate.gateway import Gateway
-from imagegate.tasks import publish, store
+from imagegate.tasks import outbox, publish, store
 from imagegate.tasks.status import TaskStatus
-from imagegate.webhooks import outbox
 
 
 @dataclass(frozen=True)

@@ -24,10 +24,11 @@ from imagegate.gateway import Gateway
 from imagegate.retry import backoff
 from imagegate.storage import guard
 from imagegate.storage.urls import parse_http_url
+from imagegate.tasks import outbox
 from imagegate.tasks import store as tasks_store
+from imagegate.tasks.outbox import DeliveryState
 from imagegate.tasks.status import TaskStatus
-from imagegate.webhooks import outbox, payload, secrets, signing, store
-from imagegate.webhooks.outbox import DeliveryState
+from imagegate.webhooks import payload, secrets, signing, store
 
 log = logging.getLogger("imagegate.webhooks")
 

@@ -21,7 +21,8 @@ from datetime import UTC, datetime, timedelta
 
 from imagegate.db.models import Task
 from imagegate.gateway import Gateway
-from imagegate.webhooks import outbox, payload, secrets, signing, store
+from imagegate.tasks import outbox
+from imagegate.webhooks import payload, secrets, signing, store
 from imagegate.webhooks.store import Cursor
 
 SETTLE = timedelta(seconds=10)  # longer than any ending transaction stays open

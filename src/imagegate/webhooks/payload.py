@@ -6,7 +6,8 @@ import json
 
 from imagegate.db.models import Task
 from imagegate.gateway import Gateway
-from imagegate.webhooks.outbox import event_type
+from imagegate.tasks.outbox import event_type
+from imagegate.tasks.views import iso, task_view
 
 
 def base_url(gw: Gateway) -> str:
@@ -18,9 +19,6 @@ def base_url(gw: Gateway) -> str:
 def body(gw: Gateway, task: Task, base: str) -> bytes:
     """``{"type", "timestamp", "data"}`` with ``data`` exactly as ``GET /api/v1/tasks/{id}``
     shows the task, as compact JSON (ASCII, so it travels unchanged inside an SSE line)."""
-    # Imported here: the api part imports this one for its routes, and the view is the api's.
-    from imagegate.api.views import iso, task_view
-
     view = task_view(gw, task, base).model_dump(mode="json", by_alias=True)
     envelope = {"type": str(event_type(task.status)), "timestamp": iso(task.completed_at), "data": view}
     return json.dumps(envelope, separators=(",", ":")).encode()

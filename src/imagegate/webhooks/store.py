@@ -10,7 +10,7 @@ from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from imagegate.db.models import Task, WebhookAttempt, WebhookDelivery
-from imagegate.webhooks.outbox import DeliveryState
+from imagegate.tasks.outbox import DeliveryState
 
 
 async def due(session: AsyncSession, now: datetime, limit: int) -> list[tuple[str, bool, datetime]]:
