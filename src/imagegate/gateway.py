@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
+from imagegate.accounts.cache import PrincipalCache
 from imagegate.accounts.store import Principal
 from imagegate.catalog import Catalog, ModelSpec, load_catalog
 from imagegate.clock import SYSTEM_CLOCK, Clock
@@ -62,6 +63,7 @@ class Gateway:
     providers: Providers = field(default_factory=Providers)
     notifier: Notifier = field(default_factory=Notifier)
     clock: Clock = SYSTEM_CLOCK
+    principals: PrincipalCache = field(default_factory=lambda: PrincipalCache(ttl_s=0))
 
     @classmethod
     async def open(cls, settings: Settings, clock: Clock = SYSTEM_CLOCK) -> Gateway:
@@ -77,6 +79,7 @@ class Gateway:
             limiter=RateLimiter(settings.rate_limit_storage_url, settings.rate_window_s, clock),
             providers=build_providers(settings, catalog, clock),
             clock=clock,
+            principals=PrincipalCache(ttl_s=settings.key_cache_s),
         )
 
     async def close(self) -> None:

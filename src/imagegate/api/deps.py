@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 
 from imagegate import safejson
+from imagegate.accounts.keys import hash_key
 from imagegate.accounts.store import Principal, authenticate
 from imagegate.errors import (
     AuthenticationError,
@@ -49,19 +50,35 @@ def _bearer(request: Request) -> str | None:
     return request.headers.get("x-api-key")
 
 
-async def principal(request: Request, gw: GatewayDep) -> Principal:
+async def _authenticate(request: Request, gw: Gateway, *, cached: bool) -> Principal:
     token = _bearer(request)
     challenge = {"WWW-Authenticate": "Bearer"}
     if token is None:
         raise AuthenticationError("Missing API key: send 'Authorization: Bearer <key>'.", headers=challenge)
-    async with gw.db.sessions() as session:
-        who = await authenticate(session, token)
+    digest = hash_key(token)
+    who = gw.principals.get(digest) if cached else None
     if who is None:
-        raise AuthenticationError("Invalid or revoked API key.", headers=challenge)
+        async with gw.db.sessions() as session:
+            who = await authenticate(session, token)
+        if who is None:
+            raise AuthenticationError("Invalid or revoked API key.", headers=challenge)
+        gw.principals.put(digest, who)
     return who
 
 
+async def principal(request: Request, gw: GatewayDep) -> Principal:
+    """The caller, read from the database: for routes that show the account (``/me``)."""
+    return await _authenticate(request, gw, cached=False)
+
+
+async def cached_principal(request: Request, gw: GatewayDep) -> Principal:
+    """The caller, from the principal cache when it holds the key (accounts/cache.py): the
+    task routes, where a statement per request is most of the cost."""
+    return await _authenticate(request, gw, cached=True)
+
+
 PrincipalDep = Annotated[Principal, Depends(principal)]
+CachedPrincipalDep = Annotated[Principal, Depends(cached_principal)]
 
 
 async def json_body(request: Request, gw: GatewayDep) -> dict[str, Any]:
@@ -106,13 +123,13 @@ async def _limit(request: Request, gw: Gateway, who: Principal, create: bool) ->
     return decision
 
 
-async def limit_create(request: Request, gw: GatewayDep, who: PrincipalDep) -> Principal:
+async def limit_create(request: Request, gw: GatewayDep, who: CachedPrincipalDep) -> Principal:
     if gw.settings.rate_limits_enabled:
         await _limit(request, gw, who, create=True)
     return who
 
 
-async def limit_read(request: Request, gw: GatewayDep, who: PrincipalDep) -> Principal:
+async def limit_read(request: Request, gw: GatewayDep, who: CachedPrincipalDep) -> Principal:
     if gw.settings.rate_limits_enabled:
         await _limit(request, gw, who, create=False)
     return who

@@ -146,11 +146,10 @@ async def run(gw: Gateway, task_id: str) -> bool:
     """
     lease = timedelta(seconds=gw.settings.lease_s)
     async with gw.db.transaction() as session:
-        attempt = await store.claim(session, task_id, gw.now(), lease)
-        if attempt is None:
-            return False
-        task = await session.get(Task, task_id, populate_existing=True)
-    assert task is not None
+        task = await store.claim(session, task_id, gw.now(), lease)
+    if task is None:
+        return False
+    attempt = task.attempts
     fence = Fence(attempt=attempt)
     try:
         async with _leased(gw, task_id, attempt):

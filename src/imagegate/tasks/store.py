@@ -6,13 +6,15 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy import ScalarSelect, and_, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from imagegate.db.models import StoredFile, Task
+from imagegate.db.models import Base, StoredFile, Task
 from imagegate.errors import NotFoundError
 from imagegate.tasks import cursor
 from imagegate.tasks.status import ACTIVE, TaskStatus
+
+_TASKS = Base.metadata.tables["tasks"]  # Core, for inserts without the unit of work
 
 
 async def get_for_account(session: AsyncSession, account_id: str, task_id: str) -> Task:
@@ -44,10 +46,11 @@ async def list_for_account(
     return rows[:limit], len(rows) > limit
 
 
-async def claim(session: AsyncSession, task_id: str, now: datetime, lease: timedelta) -> int | None:
-    """Take a pending task, or one whose worker's lease ran out: this worker's attempt number
-    (the fence every later write of the run checks), or None when another worker has it."""
-    attempt = await session.scalar(
+async def claim(session: AsyncSession, task_id: str, now: datetime, lease: timedelta) -> Task | None:
+    """Take a pending task, or one whose worker's lease ran out, and read it in the same
+    statement: its ``attempts`` is this worker's attempt number (the fence every later write
+    of the run checks). None when another worker has it."""
+    claimed = await session.scalars(
         update(Task)
         .where(
             Task.id == task_id,
@@ -62,10 +65,10 @@ async def claim(session: AsyncSession, task_id: str, now: datetime, lease: timed
             lease_until=now + lease,
             started_at=func.coalesce(Task.started_at, now),
         )
-        .returning(Task.attempts)
-        .execution_options(synchronize_session=False)
+        .returning(Task)
+        .execution_options(synchronize_session=False, populate_existing=True)
     )
-    return None if attempt is None else int(attempt)
+    return claimed.first()
 
 
 def _held_by(task_id: str, attempt: int) -> Any:
@@ -113,9 +116,10 @@ async def end(
     account_id: str | None = None,
     attempt: int | None = None,
     lease_expired_at: datetime | None = None,
-) -> bool:
-    """Move an active task to a terminal status; False if it had already ended or the fence
-    (the caller's account, the worker's attempt, an expired lease) does not match."""
+) -> Task | None:
+    """Move an active task to a terminal status and read it in the same statement; None if it
+    had already ended or the fence (the caller's account, the worker's attempt, an expired
+    lease) does not match."""
     conditions = [Task.id == task_id, Task.status.in_(ACTIVE)]
     if account_id is not None:
         conditions.append(Task.account_id == account_id)
@@ -123,20 +127,35 @@ async def end(
         conditions += [Task.status == TaskStatus.PROCESSING, Task.attempts == attempt]
     if lease_expired_at is not None:
         conditions += [Task.status == TaskStatus.PROCESSING, Task.lease_until < lease_expired_at]
-    result = await session.execute(
+    ended = await session.scalars(
         update(Task)
         .where(*conditions)
         .values(status=status, lease_until=None, **values)
-        .execution_options(synchronize_session=False)
+        .returning(Task)
+        .execution_options(synchronize_session=False, populate_existing=True)
     )
-    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+    return ended.first()
+
+
+def active_of(account_id: str) -> ScalarSelect[int]:
+    """The account's pending and processing tasks, counted on the (account, status) index:
+    O(active), whatever the account's history (to read under the balance lock)."""
+    return (
+        select(func.count())
+        .select_from(Task)
+        .where(Task.account_id == account_id, Task.status.in_(ACTIVE))
+        .scalar_subquery()
+    )
 
 
 async def count_active(session: AsyncSession, account_id: str) -> int:
-    total = await session.scalar(
-        select(func.count()).select_from(Task).where(Task.account_id == account_id, Task.status.in_(ACTIVE))
-    )
-    return int(total or 0)
+    return int(await session.scalar(select(active_of(account_id))) or 0)
+
+
+async def add(session: AsyncSession, task: Task) -> None:
+    """Insert a new task (one Core INSERT; ``task`` stays a plain object, outside the session)."""
+    values = {name: value for name, value in vars(task).items() if not name.startswith("_")}
+    await session.execute(insert(_TASKS).values(values))
 
 
 async def active_before(session: AsyncSession, created_before: datetime) -> Sequence[Task]:
