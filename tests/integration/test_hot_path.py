@@ -1,0 +1,95 @@
+"""The hot path's statement budget, and the principal cache never outliving a revocation here."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import event
+
+from tests.conftest import T2I_15, Gateway, start_gateway
+
+T2I_URL = "/api/v1/gpt_image/text_to_image"
+
+
+class Statements:
+    """Statements the engine runs, split into a worker's (tasks ``task-<id>``) and the rest."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.by: dict[str, list[str]] = {"request": [], "worker": []}
+
+    def __call__(self, _conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        task = asyncio.current_task()
+        who = "worker" if task is not None and task.get_name().startswith("task-") else "request"
+        with self.lock:
+            self.by[who].append(statement.split(None, 2)[0] + " " + statement.split()[1])
+
+    def take(self) -> dict[str, list[str]]:
+        with self.lock:
+            taken, self.by = self.by, {"request": [], "worker": []}
+        return taken
+
+
+@pytest.fixture
+def instant(tmp_path: Path) -> Iterator[tuple[Gateway, Statements]]:
+    gw = start_gateway(tmp_path, default_provider="instant", free_calls_per_variant=1)
+    statements = Statements()
+    engine = gw.thread.app.state.gateway.db.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", statements)
+    yield gw, statements
+    event.remove(engine, "before_cursor_execute", statements)
+    gw.close()
+
+
+def test_statements_per_create_get_and_run(instant: tuple[Gateway, Statements]) -> None:
+    gw, statements = instant
+    user = gw.user()
+    for _ in range(2):  # the free call, then a paid one: keys cached, the allowance spent
+        task_id = user.post(T2I_URL, json=T2I_15).json()["id"]
+        gw.drain()
+    statements.take()
+
+    created = user.post(T2I_URL, json=T2I_15)
+    assert created.status_code == 200, created.text
+    gw.drain()
+    taken = statements.take()
+    # The balance lock reads the active count and free calls; then the hold, its entry, the row.
+    assert taken["request"] == [
+        "UPDATE balances",
+        "UPDATE balances",
+        "INSERT INTO",
+        "INSERT INTO",
+    ], taken["request"]
+    # Claim (returning the task), end (returning it), the hold's move, the totals, the entry.
+    assert taken["worker"] == [
+        "UPDATE tasks",
+        "UPDATE tasks",
+        "UPDATE tasks",
+        "UPDATE balances",
+        "INSERT INTO",
+    ], taken["worker"]
+
+    task = user.get(f"/api/v1/tasks/{created.json()['id']}")
+    assert task.json()["status"] == "completed"
+    assert task.json()["billing"]["settlement"]["amount_micro"] == 40_000
+    assert statements.take()["request"] == ["SELECT tasks.id,"]
+    assert task_id != created.json()["id"]
+
+
+def test_a_revoked_key_is_refused_at_once_though_cached(instant: tuple[Gateway, Statements]) -> None:
+    gw, _ = instant
+    account_id, key = gw.new_account()
+    user = gw.client(key)
+    task_id = user.post(T2I_URL, json=T2I_15).json()["id"]
+    assert user.get(f"/api/v1/tasks/{task_id}").status_code == 200  # the key is cached now
+    prefix = key[:12]
+    assert gw.admin().post(f"/admin/keys/{prefix}/revoke").status_code == 200
+    refused = user.get(f"/api/v1/tasks/{task_id}")
+    assert refused.status_code == 401, refused.text
+    assert user.post(T2I_URL, json=T2I_15).status_code == 401
+    assert account_id
