@@ -5,12 +5,17 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import event
 
+from imagegate.db.models import Account, Base, Task
+from imagegate.db.session import Database
+from imagegate.errors import NotFoundError
+from imagegate.tasks import store
 from tests.conftest import T2I_15, Gateway, start_gateway
 
 T2I_URL = "/api/v1/gpt_image/text_to_image"
@@ -77,7 +82,8 @@ def test_statements_per_create_get_and_run(instant: tuple[Gateway, Statements]) 
     task = user.get(f"/api/v1/tasks/{created.json()['id']}")
     assert task.json()["status"] == "completed"
     assert task.json()["billing"]["settlement"]["amount_micro"] == 40_000
-    assert statements.take()["request"] == ["SELECT tasks.id,"]
+    # Its one SELECT runs on the database's read connection: no session, no engine statement.
+    assert statements.take()["request"] == []
     assert task_id != created.json()["id"]
 
 
@@ -93,3 +99,47 @@ def test_a_revoked_key_is_refused_at_once_though_cached(instant: tuple[Gateway, 
     assert refused.status_code == 401, refused.text
     assert user.post(T2I_URL, json=T2I_15).status_code == 401
     assert account_id
+
+
+@pytest.mark.parametrize("where", ["file", "memory"])
+async def test_read_one_types_a_row_as_the_orm_would(tmp_path: Path, where: str) -> None:
+    """The reader connection (a SQLite file) and the session fallback (anything else) agree."""
+    url = f"sqlite:///{tmp_path / 'read.db'}" if where == "file" else "sqlite://"
+    db = Database(url)
+    try:
+        async with db.engine.begin() as connection:
+            await connection.run_sync(Base.metadata.create_all)
+        stamp = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+        async with db.transaction() as session:
+            session.add(Account(id="acct", name="acct", created_at=stamp))
+            await session.flush()
+            session.add(Task(**TASK, created_at=stamp))
+        task = await store.read_for_account(db, "acct", "t-1")
+        assert (task.status, task.free_call, task.created_at) == ("completed", True, stamp)
+        assert task.images == TASK["images"] and task.usage is None
+        with pytest.raises(NotFoundError):
+            await store.read_for_account(db, "someone-else", "t-1")
+        with pytest.raises(NotFoundError):
+            await store.read_for_account(db, "acct", "t-2")
+    finally:
+        await db.dispose()
+
+
+TASK: dict[str, Any] = {
+    "id": "t-1",
+    "account_id": "acct",
+    "face": "runapi",
+    "service": "gpt_image",
+    "action": "text_to_image",
+    "model": "gpt-image-1.5",
+    "model_served": "gpt-image-1.5",
+    "variant": "v",
+    "provider": "instant",
+    "status": "completed",
+    "params": {"prompt": "a fox"},
+    "render": {},
+    "inputs": [],
+    "images": [{"key": "outputs/t-1/0.png", "width": 1, "height": 1}],
+    "free_call": True,
+    "hold_state": "captured",
+}

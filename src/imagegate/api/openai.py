@@ -135,8 +135,7 @@ async def _wait(gw: Gateway, task_id: str, account_id: str) -> Task:
     while True:
         future = gw.notifier.subscribe(task_id)
         try:
-            async with gw.db.sessions() as session:
-                task = await store.get_for_account(session, account_id, task_id)
+            task = await store.read_for_account(gw.db, account_id, task_id)
             if TaskStatus(task.status).terminal:
                 return task
             if gw.notifier.closed:

@@ -185,18 +185,16 @@ def _etag(task: Task) -> str:
 async def _load(gw: Gateway, account_id: str, task_id: str, wait_s: float) -> Task:
     """The task; with ``wait_s``, held until it ends or the wait runs out (a long poll that
     wakes on the end notification, so a waiting reader costs nothing while it waits)."""
-    async with gw.db.sessions() as session:
-        task = await store.get_for_account(session, account_id, task_id)
+    task = await store.read_for_account(gw.db, account_id, task_id)
     if wait_s <= 0 or TaskStatus(task.status).terminal:
         return task
     ended = gw.notifier.subscribe(task_id)
     try:
-        async with gw.db.sessions() as session:  # it may have ended between the read and subscribing
-            task = await store.get_for_account(session, account_id, task_id)
+        # it may have ended between the read and subscribing
+        task = await store.read_for_account(gw.db, account_id, task_id)
         if not TaskStatus(task.status).terminal:
             await asyncio.wait({ended}, timeout=wait_s)
-            async with gw.db.sessions() as session:
-                task = await store.get_for_account(session, account_id, task_id)
+            task = await store.read_for_account(gw.db, account_id, task_id)
     finally:
         gw.notifier.unsubscribe(task_id, ended)
     return task

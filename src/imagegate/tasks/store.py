@@ -6,10 +6,11 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ScalarSelect, and_, delete, func, insert, or_, select, update
+from sqlalchemy import ScalarSelect, and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from imagegate.db.models import Base, StoredFile, Task
+from imagegate.db.session import Database
 from imagegate.errors import NotFoundError
 from imagegate.tasks import cursor
 from imagegate.tasks.status import ACTIVE, TaskStatus
@@ -22,6 +23,21 @@ async def get_for_account(session: AsyncSession, account_id: str, task_id: str) 
     # Another account's task answers exactly like a missing one: no existence oracle.
     if task is None or task.account_id != account_id:
         raise NotFoundError(f"No task {task_id!r}.", param="id")
+    return task
+
+
+_BY_ID = select(_TASKS).where(_TASKS.c.id == bindparam("task_id"))
+_NEW_TASK = Task.__mapper__.class_manager.new_instance
+
+
+async def read_for_account(db: Database, account_id: str, task_id: str) -> Task:
+    """The task for a reader (GET, long polls): one Core SELECT outside any session, read into
+    a detached Task (no identity map, no unit of work); 404 like ``get_for_account``."""
+    row = await db.read_one(_BY_ID, {"task_id": task_id})
+    if row is None or row["account_id"] != account_id:
+        raise NotFoundError(f"No task {task_id!r}.", param="id")
+    task: Task = _NEW_TASK()  # the mapped class without its __init__: a plain detached instance
+    task.__dict__.update(row)
     return task
 
 
