@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
-from sqlalchemy import ScalarSelect, select, update
+import functools
+from typing import Any
+
+from sqlalchemy import ColumnElement, ScalarSelect, bindparam, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from imagegate.db.models import FreeCallUsage
+from imagegate.db.models import Base, FreeCallUsage
+
+_USAGE = Base.metadata.tables["free_call_usage"]
 
 
-def used_of(account_id: str, variant: str) -> ScalarSelect[int]:
+def used_of(account_id: str | ColumnElement[str], variant: str | ColumnElement[str]) -> ScalarSelect[int]:
     """The free calls used on a variant (NULL when none yet), to read under the balance lock."""
     return (
-        select(FreeCallUsage.used)
-        .where(FreeCallUsage.account_id == account_id, FreeCallUsage.variant == variant)
+        select(_USAGE.c.used)
+        .where(_USAGE.c.account_id == account_id, _USAGE.c.variant == variant)
         .scalar_subquery()
     )
 
@@ -24,22 +29,23 @@ def left(used: int | None, allowance: int) -> bool:
     return allowance > 0 and (used or 0) < allowance
 
 
+@functools.cache
+def _claim_statement(dialect: str) -> Any:
+    upsert = postgresql_insert(_USAGE) if dialect == "postgresql" else sqlite_insert(_USAGE)
+    return upsert.on_conflict_do_update(
+        index_elements=[_USAGE.c.account_id, _USAGE.c.variant],
+        set_={"used": _USAGE.c.used + 1},
+        where=_USAGE.c.used < bindparam("allowance"),
+    ).returning(_USAGE.c.used)
+
+
 async def claim(session: AsyncSession, account_id: str, variant: str, allowance: int) -> bool:
     """Use one free call if any is left (one upsert). Call with the account's balance row locked."""
     if allowance <= 0:
         return False
-    dialect = session.get_bind().dialect.name
-    upsert = (postgresql_insert if dialect == "postgresql" else sqlite_insert)(FreeCallUsage)
-    claimed = await session.execute(
-        upsert.values(account_id=account_id, variant=variant, used=1)
-        .on_conflict_do_update(
-            index_elements=[FreeCallUsage.account_id, FreeCallUsage.variant],
-            set_={"used": FreeCallUsage.used + 1},
-            where=FreeCallUsage.used < allowance,
-        )
-        .returning(FreeCallUsage.used)
-    )
-    return claimed.first() is not None
+    statement = _claim_statement(session.get_bind().dialect.name)
+    values = {"account_id": account_id, "variant": variant, "used": 1, "allowance": allowance}
+    return (await session.execute(statement, values)).first() is not None
 
 
 async def give_back(session: AsyncSession, account_id: str, variant: str) -> None:

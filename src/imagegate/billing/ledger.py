@@ -14,16 +14,17 @@ a conditional UPDATE, so no hold ends twice.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, insert, select, update
+from sqlalchemy import BindParameter, ColumnElement, String, Update, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
-from imagegate.db.models import Balance, LedgerEntry, Task
+from imagegate.db.models import Balance, Base, LedgerEntry, Task
 from imagegate.errors import InsufficientCreditsError, ValidationError
 
 
@@ -60,13 +61,38 @@ async def ensure_balance(session: AsyncSession, account_id: str) -> None:
         await session.flush()
 
 
+_BALANCES = Base.metadata.tables["balances"]
+_ENTRIES = Base.metadata.tables["ledger_entries"]
 _TOTALS = (
-    Balance.paid_micro,
-    Balance.bonus_micro,
-    Balance.held_micro,
-    Balance.spent_paid_micro,
-    Balance.spent_bonus_micro,
+    _BALANCES.c.paid_micro,
+    _BALANCES.c.bonus_micro,
+    _BALANCES.c.held_micro,
+    _BALANCES.c.spent_paid_micro,
+    _BALANCES.c.spent_bonus_micro,
 )
+# Hot statements are built once, with bind parameters: building and cache-keying a statement
+# per call cost more than running it.
+LOCKED_ACCOUNT = "locked_account"  # the bind parameter naming the account in lock statements
+
+
+def locked_account() -> BindParameter[str]:
+    """The account being locked, for ``lock_statement``'s ``also`` expressions."""
+    return bindparam(LOCKED_ACCOUNT, type_=String)
+
+
+def lock_statement(*also: ColumnElement[Any]) -> Update:
+    """The lock's UPDATE ... RETURNING, reading ``also`` too (scalar subqueries on the same
+    statement, under the lock); build it once, at import, and pass it to ``lock``."""
+    return (
+        update(_BALANCES)
+        .where(_BALANCES.c.account_id == locked_account())
+        .values(version=_BALANCES.c.version + 1)
+        .returning(*_TOTALS, *also)
+    )
+
+
+_LOCK = lock_statement()
+_INSERT_ENTRY = insert(_ENTRIES)
 
 
 @dataclass(frozen=True)
@@ -75,42 +101,43 @@ class Locked:
 
     account_id: str
     totals: Totals
-    also: tuple[Any, ...]  # the values of ``lock``'s ``also`` expressions, in order
+    also: tuple[Any, ...]  # the values of the statement's ``also`` expressions, in order
 
 
-async def lock(session: AsyncSession, account_id: str, *also: ColumnElement[Any]) -> Locked:
+async def lock(
+    session: AsyncSession, account_id: str, statement: Update = _LOCK, **parameters: Any
+) -> Locked:
     """Take the account's balance row for the rest of the transaction, and read it.
 
     The UPDATE comes first on purpose: on SQLite it takes the write lock before any read
     (no read-then-upgrade deadlock); on PostgreSQL it row-locks, so concurrent creations for
-    one account queue here and each sees the previous one's hold. ``also`` are scalar
-    subqueries read in the same statement, under the lock (the creation's concurrency count
-    and free calls): one statement instead of three.
+    one account queue here and each sees the previous one's hold. A ``statement`` from
+    ``lock_statement`` reads more in the same statement (the creation's concurrency count and
+    free calls: one statement instead of three); ``parameters`` bind what those name.
     """
-    statement = (
-        update(Balance)
-        .where(Balance.account_id == account_id)
-        .values(version=Balance.version + 1)
-        .returning(*_TOTALS, *also)
-        .execution_options(synchronize_session=False)
-    )
-    row = (await session.execute(statement)).first()
+    values = {LOCKED_ACCOUNT: account_id, **parameters}
+    row = (await session.execute(statement, values)).first()
     if row is None:
         await ensure_balance(session, account_id)
-        row = (await session.execute(statement)).one()
+        row = (await session.execute(statement, values)).one()
     return Locked(account_id, Totals(*(int(v) for v in row[:5])), tuple(row[5:]))
+
+
+@functools.cache
+def _move_statement(names: tuple[str, ...]) -> Update:
+    columns = _BALANCES.c
+    return (
+        update(_BALANCES)
+        .where(columns.account_id == bindparam("moved_account"))
+        .values({name: columns[name] + bindparam(f"add_{name}") for name in names})
+    )
 
 
 async def _move(session: AsyncSession, account_id: str, **deltas: int) -> None:
     """Add ``deltas`` to the account's running totals (one UPDATE, no read)."""
-    values = {name: getattr(Balance, name) + delta for name, delta in deltas.items() if delta}
-    if values:
-        await session.execute(
-            update(Balance)
-            .where(Balance.account_id == account_id)
-            .values(values)
-            .execution_options(synchronize_session=False)
-        )
+    if any(deltas.values()):
+        values = {f"add_{name}": delta for name, delta in deltas.items()}
+        await session.execute(_move_statement(tuple(deltas)), {"moved_account": account_id, **values})
 
 
 async def _record(
@@ -124,20 +151,21 @@ async def _record(
     note: str | None = None,
 ) -> None:
     await session.execute(
-        insert(LedgerEntry).values(
-            account_id=account_id,
-            kind=kind,
-            amount_micro=amount,
-            bonus_micro=bonus,
-            task_id=task_id,
-            note=note,
-            created_at=now,
-        )
+        _INSERT_ENTRY,
+        {
+            "account_id": account_id,
+            "kind": kind.value,
+            "amount_micro": amount,
+            "bonus_micro": bonus,
+            "task_id": task_id,
+            "note": note,
+            "created_at": now,
+        },
     )
 
 
 async def totals(session: AsyncSession, account_id: str) -> Totals:
-    row = (await session.execute(select(*_TOTALS).where(Balance.account_id == account_id))).first()
+    row = (await session.execute(select(*_TOTALS).where(_BALANCES.c.account_id == account_id))).first()
     if row is None:
         return Totals(0, 0, 0, 0, 0)
     return Totals(*(int(v) for v in row))
@@ -182,22 +210,27 @@ async def hold(session: AsyncSession, locked: Locked, task_id: str, price: int, 
     return bonus_part
 
 
+@functools.cache
+def _end_hold_statement(to: HoldState) -> Update:
+    tasks = Base.metadata.tables["tasks"]
+    return (
+        update(tasks)
+        .where(tasks.c.id == bindparam("ended_task"), tasks.c.hold_state == HoldState.HELD.value)
+        .values(
+            hold_state=to.value,
+            settled_at=bindparam("at") if to is HoldState.CAPTURED else None,
+            refunded_at=bindparam("at") if to is HoldState.RELEASED else None,
+        )
+    )
+
+
 async def _end_hold(session: AsyncSession, task: Task, to: HoldState, now: datetime) -> bool:
     """Move the hold held -> ``to`` once (a conditional UPDATE), then record it. False if it had ended.
 
     The totals move by deltas in one UPDATE of the balance row (it takes the row lock too),
     so no read of the row is needed.
     """
-    moved = await session.execute(
-        update(Task)
-        .where(Task.id == task.id, Task.hold_state == HoldState.HELD)
-        .values(
-            hold_state=to,
-            settled_at=now if to is HoldState.CAPTURED else None,
-            refunded_at=now if to is HoldState.RELEASED else None,
-        )
-        .execution_options(synchronize_session=False)
-    )
+    moved = await session.execute(_end_hold_statement(to), {"ended_task": task.id, "at": now})
     if moved.rowcount != 1:  # type: ignore[attr-defined]
         return False
     # What the UPDATE wrote, on the caller's object too (as loaded: not a change to flush).

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from sqlalchemy import String, bindparam
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from imagegate.accounts.store import Principal
@@ -29,6 +30,12 @@ from imagegate.tasks.ending import Fence, Outcome, end_task
 from imagegate.tasks.inputs import Upload
 from imagegate.tasks.recovery import INPUT_GRACE
 from imagegate.tasks.status import TaskStatus
+
+# The balance lock of a creation: it reads the active tasks and the free calls used as well.
+_LOCK_FOR_CREATE = ledger.lock_statement(
+    store.active_of(ledger.locked_account()),
+    free_calls.used_of(ledger.locked_account(), bindparam("variant", type_=String)),
+)
 
 
 class Enqueue(Protocol):
@@ -174,12 +181,7 @@ async def _lock(gw: Gateway, session: AsyncSession, who: Principal, variant: str
     settings = gw.settings
     if not (settings.billing_enabled or settings.rate_limits_enabled):
         return None
-    return await ledger.lock(
-        session,
-        who.account_id,
-        store.active_of(who.account_id),
-        free_calls.used_of(who.account_id, variant),
-    )
+    return await ledger.lock(session, who.account_id, _LOCK_FOR_CREATE, variant=variant)
 
 
 async def _admit(

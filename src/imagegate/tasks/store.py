@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ScalarSelect, and_, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, ScalarSelect, and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from imagegate.db.models import Base, StoredFile, Task
@@ -27,6 +27,7 @@ async def get_for_account(session: AsyncSession, account_id: str, task_id: str) 
 
 
 _BY_ID = select(_TASKS).where(_TASKS.c.id == bindparam("task_id"))
+_INSERT_TASK = insert(_TASKS)
 _NEW_TASK = Task.__mapper__.class_manager.new_instance
 
 
@@ -153,13 +154,13 @@ async def end(
     return ended.first()
 
 
-def active_of(account_id: str) -> ScalarSelect[int]:
+def active_of(account_id: str | ColumnElement[str]) -> ScalarSelect[int]:
     """The account's pending and processing tasks, counted on the (account, status) index:
     O(active), whatever the account's history (to read under the balance lock)."""
     return (
         select(func.count())
-        .select_from(Task)
-        .where(Task.account_id == account_id, Task.status.in_(ACTIVE))
+        .select_from(_TASKS)
+        .where(_TASKS.c.account_id == account_id, _TASKS.c.status.in_(list(ACTIVE)))
         .scalar_subquery()
     )
 
@@ -171,7 +172,7 @@ async def count_active(session: AsyncSession, account_id: str) -> int:
 async def add(session: AsyncSession, task: Task) -> None:
     """Insert a new task (one Core INSERT; ``task`` stays a plain object, outside the session)."""
     values = {name: value for name, value in vars(task).items() if not name.startswith("_")}
-    await session.execute(insert(_TASKS).values(values))
+    await session.execute(_INSERT_TASK, values)
 
 
 async def active_before(session: AsyncSession, created_before: datetime) -> Sequence[Task]:
