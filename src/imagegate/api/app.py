@@ -50,6 +50,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = SYSTEM_CLOCK)
     async def healthz() -> Health:
         return Health(status="ok", version=__version__)
 
+    app.include_router(runapi.polled)  # first: the route every poller calls (matched in order)
     app.include_router(catalog.router)
     app.include_router(files.router)
     app.include_router(file_uploads.router)

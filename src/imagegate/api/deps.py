@@ -71,14 +71,7 @@ async def principal(request: Request, gw: GatewayDep) -> Principal:
     return await _authenticate(request, gw, cached=False)
 
 
-async def cached_principal(request: Request, gw: GatewayDep) -> Principal:
-    """The caller, from the principal cache when it holds the key (accounts/cache.py): the
-    task routes, where a statement per request is most of the cost."""
-    return await _authenticate(request, gw, cached=True)
-
-
 PrincipalDep = Annotated[Principal, Depends(principal)]
-CachedPrincipalDep = Annotated[Principal, Depends(cached_principal)]
 
 
 async def json_body(request: Request, gw: GatewayDep) -> dict[str, Any]:
@@ -123,13 +116,19 @@ async def _limit(request: Request, gw: Gateway, who: Principal, create: bool) ->
     return decision
 
 
-async def limit_create(request: Request, gw: GatewayDep, who: CachedPrincipalDep) -> Principal:
+# The task routes' callers: the principal from the cache when it holds the key (accounts/cache.py),
+# as one dependency each, not a tree of them (FastAPI's cost grows with every node it solves).
+async def limit_create(request: Request) -> Principal:
+    gw: Gateway = request.app.state.gateway
+    who = await _authenticate(request, gw, cached=True)
     if gw.settings.rate_limits_enabled:
         await _limit(request, gw, who, create=True)
     return who
 
 
-async def limit_read(request: Request, gw: GatewayDep, who: CachedPrincipalDep) -> Principal:
+async def limit_read(request: Request) -> Principal:
+    gw: Gateway = request.app.state.gateway
+    who = await _authenticate(request, gw, cached=True)
     if gw.settings.rate_limits_enabled:
         await _limit(request, gw, who, create=False)
     return who

@@ -51,6 +51,9 @@ from imagegate.tasks.service import Submission
 from imagegate.tasks.status import TaskStatus
 
 router = APIRouter(prefix="/api/v1", tags=["runapi"], responses=error_responses(400, 401, 404, 429))
+# The task read every poller calls, included ahead of every other router: routes are matched in
+# order, and behind the catalog, files, OpenAI and admin routes matching it cost more than serving it.
+polled = APIRouter(prefix="/api/v1", tags=["runapi"], responses=error_responses(400, 401, 404, 429))
 _CREATE_ERRORS = error_responses(402, 409, 410, 413, 415, 502)
 
 _UUID = re.compile(r"^[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}$")
@@ -250,7 +253,7 @@ async def list_tasks(
     return model_response(body, rate_headers(request))
 
 
-@router.get(
+@polled.get(
     "/tasks/{task_id}",
     response_model=TaskView,
     responses={304: {"description": "Unchanged since the ETag sent in If-None-Match."}},
