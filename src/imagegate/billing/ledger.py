@@ -20,7 +20,18 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import BindParameter, ColumnElement, String, Update, bindparam, func, insert, select, update
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    Select,
+    String,
+    Update,
+    bindparam,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -80,15 +91,25 @@ def locked_account() -> BindParameter[str]:
     return bindparam(LOCKED_ACCOUNT, type_=String)
 
 
-def lock_statement(*also: ColumnElement[Any]) -> Update:
-    """The lock's UPDATE ... RETURNING, reading ``also`` too (scalar subqueries on the same
-    statement, under the lock); build it once, at import, and pass it to ``lock``."""
-    return (
+@dataclass(frozen=True)
+class LockStatement:
+    """A lock of the balance row that reads more under it (see ``lock_statement``)."""
+
+    combined: Update  # one UPDATE ... RETURNING the totals and the ``also`` values
+    plain: Update  # the UPDATE ... RETURNING the totals alone
+    also: Select[Any] | None  # the ``also`` values, read after the lock
+
+
+def lock_statement(*also: ColumnElement[Any]) -> LockStatement:
+    """The lock's statements, reading ``also`` too (scalar subqueries read under the lock);
+    build them once, at import, and pass them to ``lock``."""
+    plain = (
         update(_BALANCES)
         .where(_BALANCES.c.account_id == locked_account())
         .values(version=_BALANCES.c.version + 1)
-        .returning(*_TOTALS, *also)
+        .returning(*_TOTALS)
     )
+    return LockStatement(plain.returning(*also), plain, select(*also) if also else None)
 
 
 _LOCK = lock_statement()
@@ -105,22 +126,29 @@ class Locked:
 
 
 async def lock(
-    session: AsyncSession, account_id: str, statement: Update = _LOCK, **parameters: Any
+    session: AsyncSession, account_id: str, statement: LockStatement = _LOCK, **parameters: Any
 ) -> Locked:
     """Take the account's balance row for the rest of the transaction, and read it.
 
     The UPDATE comes first on purpose: on SQLite it takes the write lock before any read
     (no read-then-upgrade deadlock); on PostgreSQL it row-locks, so concurrent creations for
     one account queue here and each sees the previous one's hold. A ``statement`` from
-    ``lock_statement`` reads more in the same statement (the creation's concurrency count and
-    free calls: one statement instead of three); ``parameters`` bind what those name.
+    ``lock_statement`` reads more (the creation's concurrency count and free calls);
+    ``parameters`` bind what those name. On SQLite, which has one writer at a time, that is
+    the same statement (one instead of three); on PostgreSQL a second one, because the
+    subqueries of an UPDATE that waited for the row see the data as it was before the wait.
     """
     values = {LOCKED_ACCOUNT: account_id, **parameters}
-    row = (await session.execute(statement, values)).first()
+    inline = statement.also is None or session.get_bind().dialect.name == "sqlite"
+    chosen = statement.combined if inline else statement.plain
+    row = (await session.execute(chosen, values)).first()
     if row is None:
         await ensure_balance(session, account_id)
-        row = (await session.execute(statement, values)).one()
-    return Locked(account_id, Totals(*(int(v) for v in row[:5])), tuple(row[5:]))
+        row = (await session.execute(chosen, values)).one()
+    also = tuple(row[5:])
+    if not inline and statement.also is not None:
+        also = tuple((await session.execute(statement.also, values)).one())
+    return Locked(account_id, Totals(*(int(v) for v in row[:5])), also)
 
 
 @functools.cache
