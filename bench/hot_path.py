@@ -401,7 +401,11 @@ async def waiting_calls(target: Target, count: int) -> tuple[float, float]:
             asyncio.create_task(http.post("/v1/images/generations", json={**OPENAI_BODY, **STALLED_PROMPT}))
             for _ in range(count)
         ]
-        await asyncio.sleep(3 + count / 200)  # all sent, their tasks created, the calls waiting
+        for _ in range(60):  # until every call is in and waiting: the server's CPU goes quiet
+            cpu = server_cpu(target)
+            await asyncio.sleep(1)
+            if server_cpu(target) - cpu < 0.05:
+                break
         cpu = server_cpu(target)
         await asyncio.sleep(WAIT_PROBE_S)
         burned = (server_cpu(target) - cpu) / WAIT_PROBE_S * 1000
