@@ -18,6 +18,8 @@ from imagegate.api.deps import (
     JsonBody,
     PrincipalDep,
     ReaderDep,
+    base_url,
+    limit_read,
     rate_headers,
 )
 from imagegate.api.models import (
@@ -261,14 +263,14 @@ async def list_tasks(
 async def get_task(
     request: Request,
     task_id: str,
-    gw: GatewayDep,
-    who: ReaderDep,
-    base: BaseUrlDep,
     wait: Annotated[
         float, Query(ge=0, le=MAX_WAIT_S, description="Seconds to hold the answer until the task ends.")
     ] = 0.0,
 ) -> Response:
-    return await _read(request, gw, who, base, task_id, wait_s=wait)
+    # The route every poller calls: the same dependencies, called here rather than declared,
+    # because FastAPI's cost per declared dependency is larger than the whole read.
+    who = await limit_read(request)
+    return await _read(request, request.app.state.gateway, who, await base_url(request), task_id, wait_s=wait)
 
 
 @router.post("/tasks/{task_id}/cancel", response_model=TaskView, responses=error_responses(409))

@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, ScalarSelect, and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import configure_mappers
 
 from imagegate.db.models import Base, StoredFile, Task
 from imagegate.db.session import Database
@@ -29,6 +30,13 @@ async def get_for_account(session: AsyncSession, account_id: str, task_id: str) 
 _BY_ID = select(_TASKS).where(_TASKS.c.id == bindparam("task_id"))
 _INSERT_TASK = insert(_TASKS)
 _NEW_TASK = Task.__mapper__.class_manager.new_instance
+_CONFIGURED = False
+
+
+def _configure() -> None:
+    global _CONFIGURED
+    configure_mappers()
+    _CONFIGURED = True
 
 
 async def read_for_account(db: Database, account_id: str, task_id: str) -> Task:
@@ -37,6 +45,8 @@ async def read_for_account(db: Database, account_id: str, task_id: str) -> Task:
     row = await db.read_one(_BY_ID, {"task_id": task_id})
     if row is None or row["account_id"] != account_id:
         raise NotFoundError(f"No task {task_id!r}.", param="id")
+    if not _CONFIGURED:  # attributes of an instance made outside any session need the mapping done
+        _configure()
     task: Task = _NEW_TASK()  # the mapped class without its __init__: a plain detached instance
     task.__dict__.update(row)
     return task
