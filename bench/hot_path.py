@@ -401,10 +401,13 @@ async def waiting_calls(target: Target, count: int) -> tuple[float, float]:
             asyncio.create_task(http.post("/v1/images/generations", json={**OPENAI_BODY, **STALLED_PROMPT}))
             for _ in range(count)
         ]
-        for _ in range(60):  # until every call is in and waiting: the server's CPU goes quiet
+        await asyncio.sleep(3 + count / 200)  # all sent, their tasks created, the calls waiting
+        quiet = 0
+        for _ in range(60):  # and then until the server's CPU has been quiet for 2 s running
             cpu = server_cpu(target)
             await asyncio.sleep(1)
-            if server_cpu(target) - cpu < 0.05:
+            quiet = quiet + 1 if server_cpu(target) - cpu < 0.05 else 0
+            if quiet == 2:
                 break
         cpu = server_cpu(target)
         await asyncio.sleep(WAIT_PROBE_S)
