@@ -143,3 +143,57 @@ TASK: dict[str, Any] = {
     "free_call": True,
     "hold_state": "captured",
 }
+
+
+def test_the_plain_poll_answers_as_the_route_does(instant: tuple[Gateway, Statements]) -> None:
+    """api/polled.py serves the plain GET; ``?wait=0`` goes through FastAPI: the same answer."""
+    gw, _ = instant
+    user = gw.user()
+    task_id = user.post(T2I_URL, json=T2I_15).json()["id"]
+    gw.drain()
+    plain, routed = user.get(f"/api/v1/tasks/{task_id}"), user.get(f"/api/v1/tasks/{task_id}?wait=0")
+    assert plain.status_code == routed.status_code == 200
+    assert plain.json() == routed.json()
+    skip = {"x-request-id", "date", "x-ratelimit-remaining"}
+    assert {k: v for k, v in plain.headers.items() if k not in skip} == {
+        k: v for k, v in routed.headers.items() if k not in skip
+    }
+    assert plain.headers["x-request-id"].startswith("req_")
+    assert int(plain.headers["x-ratelimit-remaining"]) == int(routed.headers["x-ratelimit-remaining"]) + 1
+    unchanged = user.get(f"/api/v1/tasks/{task_id}", headers={"If-None-Match": plain.headers["etag"]})
+    assert unchanged.status_code == 304
+
+    _, other_key = gw.new_account()
+    other = gw.client(other_key)
+    other.get("/api/v1/me")  # its key is cached: the plain form serves it
+    for response in (other.get(f"/api/v1/tasks/{task_id}"), other.get(f"/api/v1/tasks/{task_id}?wait=0")):
+        assert response.status_code == 404, response.text
+        assert response.json()["error"]["code"] == "not_found"
+        assert "x-ratelimit-limit" in response.headers and response.headers["x-request-id"]
+    missing = other.get("/api/v1/tasks/NOT-A-TASK")
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
+
+
+def test_the_plain_poll_is_rate_limited_like_the_route(tmp_path: Path) -> None:
+    tiers = [
+        {
+            "name": "tiny",
+            "creates_per_minute": 5,
+            "reads_per_minute": 3,
+            "max_concurrent": 5,
+            "paid_spend_threshold_micro": 0,
+        }
+    ]
+    gw = start_gateway(tmp_path, default_provider="instant", tiers=tiers)
+    try:
+        _, key = gw.new_account(tier=None)
+        user = gw.client(key)
+        task_id = user.post(T2I_URL, json=T2I_15).json()["id"]
+        answers = [user.get(f"/api/v1/tasks/{task_id}") for _ in range(4)]
+        assert [a.status_code for a in answers] == [200, 200, 200, 429]
+        refused = answers[-1]
+        assert refused.json()["error"]["code"] == "rate_limit"
+        assert refused.headers["Retry-After"] and refused.headers["X-RateLimit-Remaining"] == "0"
+        assert refused.headers["x-request-id"].startswith("req_")
+    finally:
+        gw.close()

@@ -15,6 +15,7 @@ from imagegate import __version__
 from imagegate.api import admin, billing, catalog, errors, file_uploads, files, openai, runapi, stored_files
 from imagegate.api.models import Health
 from imagegate.api.openapi import install as install_openapi
+from imagegate.api.polled import PolledTask
 from imagegate.clock import SYSTEM_CLOCK, Clock
 from imagegate.gateway import Gateway
 from imagegate.queue import LocalQueue, Queue
@@ -44,6 +45,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = SYSTEM_CLOCK)
         lifespan=lifespan,
     )
     errors.install(app)
+    app.add_middleware(PolledTask)  # inside the request id (middleware added last is outermost)
     app.add_middleware(errors.RequestIdMiddleware)
 
     @app.get("/healthz", tags=["ops"])

@@ -40,7 +40,8 @@ async def base_url(request: Request) -> str:
 BaseUrlDep = Annotated[str, Depends(base_url)]
 
 
-def _bearer(request: Request) -> str | None:
+def bearer(request: Request) -> str | None:
+    """The API key sent: ``Authorization: Bearer KEY`` or ``X-Api-Key``."""
     header = request.headers.get("authorization")
     if header:
         scheme, _, token = header.partition(" ")
@@ -51,7 +52,7 @@ def _bearer(request: Request) -> str | None:
 
 
 async def _authenticate(request: Request, gw: Gateway, *, cached: bool) -> Principal:
-    token = _bearer(request)
+    token = bearer(request)
     challenge = {"WWW-Authenticate": "Bearer"}
     if token is None:
         raise AuthenticationError("Missing API key: send 'Authorization: Bearer <key>'.", headers=challenge)
@@ -100,7 +101,8 @@ async def json_body(request: Request, gw: GatewayDep) -> dict[str, Any]:
 JsonBody = Annotated[dict[str, Any], Depends(json_body)]
 
 
-async def _limit(request: Request, gw: Gateway, who: Principal, create: bool) -> Decision:
+async def check_rate(request: Request, gw: Gateway, who: Principal, create: bool) -> Decision:
+    """Count the request against the caller's tier; a 429 when over it."""
     tier = gw.tier(who)
     decision = await (gw.limiter.hit_create if create else gw.limiter.hit_read)(who.key_id, tier)
     # The error handler and the routes both add these, so every answer of a limited route has them.
@@ -122,7 +124,7 @@ async def limit_create(request: Request) -> Principal:
     gw: Gateway = request.app.state.gateway
     who = await _authenticate(request, gw, cached=True)
     if gw.settings.rate_limits_enabled:
-        await _limit(request, gw, who, create=True)
+        await check_rate(request, gw, who, create=True)
     return who
 
 
@@ -130,7 +132,7 @@ async def limit_read(request: Request) -> Principal:
     gw: Gateway = request.app.state.gateway
     who = await _authenticate(request, gw, cached=True)
     if gw.settings.rate_limits_enabled:
-        await _limit(request, gw, who, create=False)
+        await check_rate(request, gw, who, create=False)
     return who
 
 

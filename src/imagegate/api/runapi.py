@@ -237,6 +237,11 @@ async def _read(
     return response
 
 
+async def read_task(request: Request, gw: Gateway, who: Any, base: str, task_id: str) -> Response:
+    """``GET /api/v1/tasks/{id}`` once its caller is known (also served by api/polled.py)."""
+    return await _read(request, gw, who, base, task_id)
+
+
 @router.get("/tasks", response_model=TaskList)
 async def list_tasks(
     request: Request,
