@@ -10,7 +10,8 @@ ImagegateError                     anything this SDK raises
 │   ├── PermissionDeniedError     403 permission
 │   ├── NotFoundError             404 not_found
 │   ├── ConflictError             409 conflict
-│   ├── GoneError                 410 gone, expired
+│   ├── GoneError                 410 gone
+│   │   └── ExpiredError          410 expired (a link or output past its retention)
 │   │   └── ModelRetiredError     410 model_retired
 │   ├── PayloadTooLargeError      413 payload_too_large
 │   ├── UnsupportedMediaTypeError 415 unsupported_media_type
@@ -110,6 +111,10 @@ class GoneError(APIStatusError):
     pass
 
 
+class ExpiredError(GoneError):
+    pass
+
+
 class ModelRetiredError(GoneError):
     pass
 
@@ -174,7 +179,7 @@ BY_CODE: dict[str, type[APIStatusError]] = {
     ErrorCode.NOT_FOUND: NotFoundError,
     ErrorCode.CONFLICT: ConflictError,
     ErrorCode.GONE: GoneError,
-    ErrorCode.EXPIRED: GoneError,  # a link past its time: the same remedy as gone
+    ErrorCode.EXPIRED: ExpiredError,
     ErrorCode.MODEL_RETIRED: ModelRetiredError,
     ErrorCode.PAYLOAD_TOO_LARGE: PayloadTooLargeError,
     ErrorCode.UNSUPPORTED_MEDIA_TYPE: UnsupportedMediaTypeError,
