@@ -11,9 +11,15 @@ every 20 ms, and backing off as RunAPI's SDKs do (here 0.25 s doubling to 2 s, t
 the same with an account holding 50,000 tasks of history (rows inserted straight into the
 scratch database before the server starts); a loop of GETs of one completed task; create only
 (imagegate: the fake provider stalling, so nothing runs; the floor: a pending row); the OpenAI
-face at 1 client. Server CPU is utime + stime of the server process from /proc, read before and
-after each cell, so the load generator's own cost is not in it. Last, resident memory of the
-create-only servers with 1,000 tasks in flight.
+face at 1 client; create only again on a server whose account holds the 50,000 tasks (the
+create's cost must not grow with history). Server CPU is utime + stime of the server process
+from /proc, read before and after each cell, so the load generator's own cost is not in it.
+
+Then: imagegate on 2 cores against itself pinned to one core and against two processes on the
+same database (10 clients, 20 ms polling; a second core or process must never make it slower);
+resident memory of the create-only servers with 1,000 tasks in flight, then with 1,000 OpenAI
+face calls waiting on stalled tasks as well, and the server CPU those waiting calls burn; and
+memory growth over 10,000 completed tasks (2,000 with --quick).
 
     python bench/hot_path.py [--quick]
 """
@@ -55,6 +61,7 @@ STALLED = {
     **BODY,
     "prompt": "[stall:600] a red fox",
 }  # imagegate's fake provider waits; the floor stays pending
+STALLED_PROMPT = {"prompt": STALLED["prompt"]}
 OPENAI_BODY = {"model": "gpt-image-1.5", "prompt": "a red fox in fresh snow", "size": "1024x1024"}
 IMAGEGATE_ENV = {
     "IMAGEGATE_DEFAULT_PROVIDER": "instant",
@@ -68,8 +75,18 @@ FULL = {
     "backoff": {1: 12, 10: 40, 100: 200},
     "gets": 1000,
     "creates": 400,
+    "growth": 10_000,
+    "cores": 100,
 }
-QUICK = {"poll": {1: 10, 10: 30, 100: 100}, "backoff": {1: 4, 10: 20, 100: 100}, "gets": 300, "creates": 150}
+QUICK = {
+    "poll": {1: 10, 10: 30, 100: 100},
+    "backoff": {1: 4, 10: 20, 100: 100},
+    "gets": 300,
+    "creates": 150,
+    "growth": 2000,
+    "cores": 40,
+}
+WAIT_PROBE_S = 5.0  # how long the CPU of 1,000 waiting OpenAI calls is watched
 IN_FLIGHT = 1000
 
 
@@ -79,6 +96,15 @@ class Target:
     base_url: str
     key: str
     pid: int
+    more: tuple[tuple[str, int], ...] = ()  # further processes serving the same data: (url, pid)
+
+    @property
+    def pids(self) -> list[int]:
+        return [self.pid, *(pid for _, pid in self.more)]
+
+    @property
+    def urls(self) -> list[str]:
+        return [self.base_url, *(url for url, _ in self.more)]
 
 
 @dataclass
@@ -98,10 +124,29 @@ def backoff_polling(attempt: int) -> float:
     return min(2.0, 0.25 * 2**attempt)
 
 
-def client_for(target: Target, clients: int) -> httpx.AsyncClient:
+def client_for(target: Target, clients: int, base_url: str = "") -> httpx.AsyncClient:
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     headers = {"Authorization": f"Bearer {target.key}"}
-    return httpx.AsyncClient(base_url=target.base_url, headers=headers, limits=limits, timeout=120)
+    return httpx.AsyncClient(
+        base_url=base_url or target.base_url, headers=headers, limits=limits, timeout=120
+    )
+
+
+def server_cpu(target: Target) -> float:
+    return sum(cpu_seconds(pid) for pid in target.pids)
+
+
+RETRIED: list[str] = []  # GETs sent again after a dropped keep-alive connection, reported at the end
+
+
+async def get_again(http: httpx.AsyncClient, path: str) -> httpx.Response:
+    """A GET, sent once more if the connection drops under it (as SDKs do: a server may close an
+    idle keep-alive connection just as the client reuses it)."""
+    try:
+        return await http.get(path)
+    except (httpx.ReadError, httpx.RemoteProtocolError) as exc:
+        RETRIED.append(f"{http.base_url}: {type(exc).__name__}")
+        return await http.get(path)
 
 
 async def create_and_wait(http: httpx.AsyncClient, delay: Callable[[int], float]) -> None:
@@ -110,7 +155,7 @@ async def create_and_wait(http: httpx.AsyncClient, delay: Callable[[int], float]
     task_id = created.json()["id"]
     for attempt in range(1000):
         await asyncio.sleep(delay(attempt))
-        task = (await http.get(f"/api/v1/tasks/{task_id}")).json()
+        task = (await get_again(http, f"/api/v1/tasks/{task_id}")).json()
         if task["status"] == "completed":
             return
         if task["status"] not in ("pending", "processing"):
@@ -121,13 +166,16 @@ async def create_and_wait(http: httpx.AsyncClient, delay: Callable[[int], float]
 async def measure(
     target: Target, clients: int, total: int, operation: Callable[[httpx.AsyncClient], Awaitable[None]]
 ) -> Sample:
-    """``total`` operations shared by ``clients`` concurrent loops on one connection pool."""
+    """``total`` operations shared by ``clients`` concurrent loops, spread over the target's
+    processes (one connection pool each)."""
     latencies: list[float] = []
     remaining = total
-    async with client_for(target, clients) as http:
-        await operation(http)  # opens a connection before the clock starts
+    async with contextlib.AsyncExitStack() as stack:
+        pools = [await stack.enter_async_context(client_for(target, clients, url)) for url in target.urls]
+        for http in pools:
+            await operation(http)  # opens a connection before the clock starts
 
-        async def loop() -> None:
+        async def loop(http: httpx.AsyncClient) -> None:
             nonlocal remaining
             while remaining > 0:
                 remaining -= 1
@@ -135,11 +183,11 @@ async def measure(
                 await operation(http)
                 latencies.append(time.perf_counter() - start)
 
-        cpu = cpu_seconds(target.pid)
+        cpu = server_cpu(target)
         started = time.perf_counter()
-        await asyncio.gather(*(loop() for _ in range(clients)))
+        await asyncio.gather(*(loop(pools[n % len(pools)]) for n in range(clients)))
         elapsed = time.perf_counter() - started
-        cpu = cpu_seconds(target.pid) - cpu
+        cpu = server_cpu(target) - cpu
     return Sample(
         per_s=total / elapsed,
         p50_ms=statistics.median(latencies) * 1000,
@@ -183,14 +231,32 @@ def seed_history(data_dir: Path, count: int) -> None:
 
 
 @contextlib.contextmanager
-def imagegate_with_history(count: int) -> Iterator[Target]:
+def imagegate_with_history(count: int, **env: str) -> Iterator[Target]:
     """Start once to create the account and one task, stop, seed ``count`` tasks, start again."""
     with tempfile.TemporaryDirectory() as scratch:
         with running_server(cwd=Path(scratch), **IMAGEGATE_ENV) as first:
             _one_task(first.base_url, first.key)
         seed_history(Path(scratch) / ".imagegate", count)
-        with running_server(cwd=Path(scratch), key=first.key, **IMAGEGATE_ENV) as server:
+        with running_server(cwd=Path(scratch), key=first.key, **{**IMAGEGATE_ENV, **env}) as server:
             yield Target("imagegate", server.base_url, first.key, server.pid)
+
+
+@contextlib.contextmanager
+def imagegate_twice() -> Iterator[Target]:
+    """Two ``imagegate serve`` processes on one data directory (and database)."""
+    with (
+        tempfile.TemporaryDirectory() as scratch,
+        running_server(cwd=Path(scratch), stop_s=3, **IMAGEGATE_ENV) as first,
+        running_server(cwd=Path(scratch), key=first.key, stop_s=3, **IMAGEGATE_ENV) as second,
+    ):
+        yield Target("imagegate", first.base_url, first.key, first.pid, ((second.base_url, second.pid),))
+
+
+def pin(pid: int, cores: set[int]) -> None:
+    """Every thread of the process onto ``cores``."""
+    for thread in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(ProcessLookupError):
+            os.sched_setaffinity(int(thread.name), cores)
 
 
 def _one_task(base_url: str, key: str) -> None:
@@ -323,6 +389,78 @@ async def fill_in_flight(target: Target, count: int) -> None:
                 response.raise_for_status()
 
 
+async def waiting_calls(target: Target, count: int) -> tuple[float, float]:
+    """Server CPU (ms per second) and RSS (MiB) while ``count`` OpenAI face calls wait on
+    stalled tasks."""
+    limits = httpx.Limits(max_connections=count, max_keepalive_connections=count)
+    headers = {"Authorization": f"Bearer {target.key}"}
+    async with httpx.AsyncClient(
+        base_url=target.base_url, headers=headers, limits=limits, timeout=600
+    ) as http:
+        calls = [
+            asyncio.create_task(http.post("/v1/images/generations", json={**OPENAI_BODY, **STALLED_PROMPT}))
+            for _ in range(count)
+        ]
+        await asyncio.sleep(3 + count / 200)  # all sent, their tasks created, the calls waiting
+        quiet = 0
+        for _ in range(60):  # and then until the server's CPU has been quiet for 2 s running
+            cpu = server_cpu(target)
+            await asyncio.sleep(1)
+            quiet = quiet + 1 if server_cpu(target) - cpu < 0.05 else 0
+            if quiet == 2:
+                break
+        cpu = server_cpu(target)
+        await asyncio.sleep(WAIT_PROBE_S)
+        burned = (server_cpu(target) - cpu) / WAIT_PROBE_S * 1000
+        rss = rss_mib(target.pid)
+        assert not any(call.done() for call in calls), "a waiting call ended early"
+        for call in calls:
+            call.cancel()
+        await asyncio.gather(*calls, return_exceptions=True)
+    return burned, rss
+
+
+async def cores_and_processes(main: Target, twice: Target, total: int) -> None:
+    """The same cell on 2 cores, pinned to one core, and as two processes: alternating, 3 rounds."""
+    everything = set(range(os.cpu_count() or 1))
+    results: dict[str, list[Sample]] = {"2 cores, 1 process": [], "1 core, 1 process": [], "2 processes": []}
+    for round_number in range(ROUNDS):
+        order = list(results)
+        order = order[round_number % 3 :] + order[: round_number % 3]
+        for label in order:
+            target = twice if label == "2 processes" else main
+            if label.startswith("1 core"):
+                pin(main.pid, {0})
+            try:
+                sample = await measure(target, 10, total, tasks_op(fixed_polling)(target))
+            finally:
+                pin(main.pid, everything)
+            results[label].append(sample)
+    base = [s.per_s for s in results["2 cores, 1 process"]]
+    print("\nimagegate, 10 clients, poll 20 ms: a second core, a second process (tasks/s; ratio to 2 cores)")
+    rounds = " ".join(f"{f'r{n + 1}':>6}" for n in range(ROUNDS))
+    print(f"{'':<30} {'tasks/s':>10} {'CPU ms':>10} {'ratio':>7}   per-round ratio {rounds}")
+    for label, samples in results.items():
+        per_s = [s.per_s for s in samples]
+        per_round = " ".join(f"{_ratio(a, b):>6.2f}" for a, b in zip(per_s, base, strict=True))
+        mine = statistics.median(per_s)
+        cpu = statistics.median(s.cpu_ms for s in samples)
+        print(
+            f"{label:<30} {mine:>10.2f} {cpu:>10.2f} {_ratio(mine, statistics.median(base)):>7.2f}"
+            f"   {'':>15} {per_round}"
+        )
+
+
+async def growth(pair: tuple[Target, Target], total: int) -> None:
+    print(f"\nserver memory growth over {total} completed tasks (RSS, MiB; 10 clients, poll 20 ms)")
+    print(f"{'':<30} {'before':>10} {'after':>10} {'growth':>10}")
+    for target in pair:
+        before = rss_mib(target.pid)
+        await measure(target, 10, total, tasks_op(fixed_polling)(target))
+        after = rss_mib(target.pid)
+        print(f"{target.name:<30} {before:>10.1f} {after:>10.1f} {after - before:>10.1f}")
+
+
 async def bench(sizes: dict[str, Any]) -> None:
     stack = contextlib.ExitStack()
     with stack:
@@ -333,13 +471,16 @@ async def bench(sizes: dict[str, Any]) -> None:
             stack.enter_context(running_floor(HISTORY)),
         )
         # create only: nothing runs (the fake provider stalls), so the create path's cost stands alone
-        creates = (
-            stack.enter_context(running_imagegate(IMAGEGATE_DEFAULT_PROVIDER="fake", IMAGEGATE_WORKERS="1")),
-            stack.enter_context(running_floor()),
+        stalled = {"IMAGEGATE_DEFAULT_PROVIDER": "fake", "IMAGEGATE_WORKERS": "1"}
+        creates = (stack.enter_context(running_imagegate(**stalled)), stack.enter_context(running_floor()))
+        history_creates = (
+            stack.enter_context(imagegate_with_history(HISTORY, **stalled)),
+            stack.enter_context(running_floor(HISTORY)),
         )
+        twice = stack.enter_context(imagegate_twice())
         rss_idle = {t.name: rss_mib(t.pid) for t in creates}
         print(f"servers up in {time.perf_counter() - started:.1f} s; warming up", file=sys.stderr, flush=True)
-        for target in main + history:
+        for target in (*main, *history, twice):
             await measure(target, 2, 4, tasks_op(fixed_polling)(target))  # warm code paths and the PNG
         task_ids = {t.name: await completed_task(t) for t in main}
 
@@ -359,6 +500,15 @@ async def bench(sizes: dict[str, Any]) -> None:
         ]
         create_only = [
             cell(f"create only, {n:>2} clients", creates, n, sizes["creates"], post_op(CREATE, STALLED))
+            for n in (1, 10)
+        ] + [
+            cell(
+                f"create, 50k history, {n:>2} cl.",
+                history_creates,
+                n,
+                sizes["creates"],
+                post_op(CREATE, STALLED),
+            )
             for n in (1, 10)
         ]
         openai = [
@@ -386,7 +536,9 @@ async def bench(sizes: dict[str, Any]) -> None:
         table("OpenAI face, ~2 MB b64 answer: server CPU", openai, "cpu_ms", "ms/request")
         table("OpenAI face, ~2 MB b64 answer: latency p50", openai, "p50_ms", "ms")
 
-        made = ROUNDS * sum(c.total + 1 for c in create_only) + 1  # +1: each measure's opening call
+        await cores_and_processes(main[0], twice, sizes["cores"])
+
+        made = ROUNDS * sum(c.total + 1 for c in create_only[:2]) + 1  # +1: each measure's opening call
         for target in creates:
             await fill_in_flight(target, max(0, IN_FLIGHT - made))
         print(f"\nserver memory (RSS, MiB), create-only servers: idle, then {IN_FLIGHT} tasks in flight")
@@ -395,6 +547,15 @@ async def bench(sizes: dict[str, Any]) -> None:
         for label, values in (("idle", rss_idle), (f"{IN_FLIGHT} in flight", rss_full)):
             ours, floor = values["imagegate"], values["floor"]
             print(f"{label:<30} {ours:>10.1f} {floor:>10.1f} {_ratio(ours, floor):>7.2f}")
+        burned, rss = await waiting_calls(creates[0], IN_FLIGHT)
+        print(
+            f"imagegate, + {IN_FLIGHT} OpenAI calls waiting: {rss:.1f} MiB RSS; "
+            f"server CPU while they wait {burned:.1f} ms/s"
+        )
+
+        await growth(main, sizes["growth"])
+        if RETRIED:
+            print(f"\nGETs sent again after a dropped connection: {len(RETRIED)} ({sorted(set(RETRIED))})")
         print(f"\nwall time {time.perf_counter() - started:.0f} s on {os.cpu_count()} CPUs", file=sys.stderr)
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from imagegate.accounts.cache import PrincipalCache
 from imagegate.accounts.store import Principal
 from imagegate.catalog import Catalog, ModelSpec, load_catalog
 from imagegate.catalog.lifecycle import serving_model
@@ -118,6 +119,7 @@ class Gateway:
     # Set by a queue that defers a task's job in the task's own transaction (queue/jobs.py):
     # called with the session, the task id and its provider, just before the commit.
     defer_in_transaction: Callable[[AsyncSession, str, str], Awaitable[None]] | None = None
+    principals: PrincipalCache = field(default_factory=lambda: PrincipalCache(ttl_s=0))
 
     @classmethod
     async def open(cls, settings: Settings, clock: Clock = SYSTEM_CLOCK) -> Gateway:
@@ -149,6 +151,7 @@ class Gateway:
             providers=build_providers(settings, catalog, clock),
             clock=clock,
             redis=redis,
+            principals=PrincipalCache(ttl_s=settings.key_cache_s),
         )
 
     async def close(self) -> None:

@@ -223,6 +223,12 @@ class Settings(BaseSettings):
     rate_window_s: int = Field(
         60, gt=0, description="Length of the rate-limit window; tiers' per-minute figures apply per window."
     )
+    key_cache_s: float = Field(
+        5.0,
+        ge=0,
+        description="How long a server keeps an authenticated key in memory; a revocation or tier change "
+        "made by another process (the CLI, another replica) applies after at most this. 0 turns it off.",
+    )
     log_level: str = Field("info", description="Log level for the server.")
 
     @classmethod

@@ -105,6 +105,7 @@ async def update_account(account: str, gw: GatewayDep, body: Body) -> AccountVie
     async with gw.db.transaction() as session:
         target = await store.get_account(session, account)
         store.set_email(target, _email(body))
+    gw.principals.forget_account(target.id)
     return account_view(target)
 
 
@@ -139,6 +140,7 @@ async def list_keys(account: str, gw: GatewayDep) -> KeyList:
 async def revoke_key(prefix: str, gw: GatewayDep) -> KeyView:
     async with gw.db.transaction() as session:
         key = await store.revoke_key(session, prefix)
+    gw.principals.forget_account(key.account_id)
     return key_view(key)
 
 
@@ -177,6 +179,7 @@ async def pin_tier(account: str, gw: GatewayDep, body: Body) -> PinnedAccount:
     async with gw.db.transaction() as session:
         target = await store.get_account(session, account)
         await store.pin_tier(session, target, tier, [t.name for t in gw.settings.tiers])
+    gw.principals.forget_account(target.id)
     return PinnedAccount(**account_view(target).model_dump(), tier_pinned=target.tier_pinned)
 
 

@@ -28,6 +28,7 @@ from imagegate.api import webhooks as webhook_routes
 from imagegate.api.mcp_http import mount as mount_mcp
 from imagegate.api.models import Health
 from imagegate.api.openapi import install as install_openapi
+from imagegate.api.polled import PolledTask
 from imagegate.clock import SYSTEM_CLOCK, Clock
 from imagegate.gateway import Gateway
 from imagegate.queue import LocalQueue, Queue
@@ -67,12 +68,14 @@ def create_app(
         lifespan=lifespan,
     )
     errors.install(app)
+    app.add_middleware(PolledTask)  # inside the request id (middleware added last is outermost)
     app.add_middleware(errors.RequestIdMiddleware)
 
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> Health:
         return Health(status="ok", version=__version__)
 
+    app.include_router(runapi.polled)  # first: the route every poller calls (matched in order)
     app.include_router(catalog.router)
     app.include_router(files.router)
     app.include_router(file_uploads.router)

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 
 from imagegate import safejson
+from imagegate.accounts.keys import hash_key
 from imagegate.accounts.store import Principal, authenticate
 from imagegate.errors import (
     AuthenticationError,
@@ -39,7 +40,8 @@ async def base_url(request: Request) -> str:
 BaseUrlDep = Annotated[str, Depends(base_url)]
 
 
-def _bearer(request: Request) -> str | None:
+def bearer(request: Request) -> str | None:
+    """The API key sent: ``Authorization: Bearer KEY`` or ``X-Api-Key``."""
     header = request.headers.get("authorization")
     if header:
         scheme, _, token = header.partition(" ")
@@ -49,16 +51,25 @@ def _bearer(request: Request) -> str | None:
     return request.headers.get("x-api-key")
 
 
-async def principal(request: Request, gw: GatewayDep) -> Principal:
-    token = _bearer(request)
+async def _authenticate(request: Request, gw: Gateway, *, cached: bool) -> Principal:
+    token = bearer(request)
     challenge = {"WWW-Authenticate": "Bearer"}
     if token is None:
         raise AuthenticationError("Missing API key: send 'Authorization: Bearer <key>'.", headers=challenge)
-    async with gw.db.sessions() as session:
-        who = await authenticate(session, token)
+    digest = hash_key(token)
+    who = gw.principals.get(digest) if cached else None
     if who is None:
-        raise AuthenticationError("Invalid or revoked API key.", headers=challenge)
+        async with gw.db.sessions() as session:
+            who = await authenticate(session, token)
+        if who is None:
+            raise AuthenticationError("Invalid or revoked API key.", headers=challenge)
+        gw.principals.put(digest, who)
     return who
+
+
+async def principal(request: Request, gw: GatewayDep) -> Principal:
+    """The caller, read from the database: for routes that show the account (``/me``)."""
+    return await _authenticate(request, gw, cached=False)
 
 
 PrincipalDep = Annotated[Principal, Depends(principal)]
@@ -90,7 +101,8 @@ async def json_body(request: Request, gw: GatewayDep) -> dict[str, Any]:
 JsonBody = Annotated[dict[str, Any], Depends(json_body)]
 
 
-async def _limit(request: Request, gw: Gateway, who: Principal, create: bool) -> Decision:
+async def check_rate(request: Request, gw: Gateway, who: Principal, create: bool) -> Decision:
+    """Count the request against the caller's tier; a 429 when over it."""
     tier = gw.tier(who)
     decision = await (gw.limiter.hit_create if create else gw.limiter.hit_read)(who.key_id, tier)
     # The error handler and the routes both add these, so every answer of a limited route has them.
@@ -106,15 +118,21 @@ async def _limit(request: Request, gw: Gateway, who: Principal, create: bool) ->
     return decision
 
 
-async def limit_create(request: Request, gw: GatewayDep, who: PrincipalDep) -> Principal:
+# The task routes' callers: the principal from the cache when it holds the key (accounts/cache.py),
+# as one dependency each, not a tree of them (FastAPI's cost grows with every node it solves).
+async def limit_create(request: Request) -> Principal:
+    gw: Gateway = request.app.state.gateway
+    who = await _authenticate(request, gw, cached=True)
     if gw.settings.rate_limits_enabled:
-        await _limit(request, gw, who, create=True)
+        await check_rate(request, gw, who, create=True)
     return who
 
 
-async def limit_read(request: Request, gw: GatewayDep, who: PrincipalDep) -> Principal:
+async def limit_read(request: Request) -> Principal:
+    gw: Gateway = request.app.state.gateway
+    who = await _authenticate(request, gw, cached=True)
     if gw.settings.rate_limits_enabled:
-        await _limit(request, gw, who, create=False)
+        await check_rate(request, gw, who, create=False)
     return who
 
 

@@ -2,32 +2,50 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select, update
+import functools
+from typing import Any
+
+from sqlalchemy import ColumnElement, ScalarSelect, bindparam, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from imagegate.db.models import FreeCallUsage
+from imagegate.db.models import Base, FreeCallUsage
+
+_USAGE = Base.metadata.tables["free_call_usage"]
+
+
+def used_of(account_id: str | ColumnElement[str], variant: str | ColumnElement[str]) -> ScalarSelect[int]:
+    """The free calls used on a variant (NULL when none yet), to read under the balance lock."""
+    return (
+        select(_USAGE.c.used)
+        .where(_USAGE.c.account_id == account_id, _USAGE.c.variant == variant)
+        .scalar_subquery()
+    )
+
+
+def left(used: int | None, allowance: int) -> bool:
+    """Whether a free call is left, from ``used_of``'s value: once spent, no statement is needed."""
+    return allowance > 0 and (used or 0) < allowance
+
+
+@functools.cache
+def _claim_statement(dialect: str) -> Any:
+    upsert = postgresql_insert(_USAGE) if dialect == "postgresql" else sqlite_insert(_USAGE)
+    return upsert.on_conflict_do_update(
+        index_elements=[_USAGE.c.account_id, _USAGE.c.variant],
+        set_={"used": _USAGE.c.used + 1},
+        where=_USAGE.c.used < bindparam("allowance"),
+    ).returning(_USAGE.c.used)
 
 
 async def claim(session: AsyncSession, account_id: str, variant: str, allowance: int) -> bool:
-    """Use one free call if any is left. Call with the account's balance row locked."""
+    """Use one free call if any is left (one upsert). Call with the account's balance row locked."""
     if allowance <= 0:
         return False
-    usage = await session.get(FreeCallUsage, (account_id, variant))
-    if usage is None:
-        session.add(FreeCallUsage(account_id=account_id, variant=variant, used=1))
-        await session.flush()
-        return True
-    moved = await session.execute(
-        update(FreeCallUsage)
-        .where(
-            FreeCallUsage.account_id == account_id,
-            FreeCallUsage.variant == variant,
-            FreeCallUsage.used < allowance,
-        )
-        .values(used=FreeCallUsage.used + 1)
-        .execution_options(synchronize_session=False)
-    )
-    return bool(moved.rowcount == 1)  # type: ignore[attr-defined]
+    statement = _claim_statement(session.get_bind().dialect.name)
+    values = {"account_id": account_id, "variant": variant, "used": 1, "allowance": allowance}
+    return (await session.execute(statement, values)).first() is not None
 
 
 async def give_back(session: AsyncSession, account_id: str, variant: str) -> None:

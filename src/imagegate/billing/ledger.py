@@ -14,16 +14,30 @@ a conditional UPDATE, so no hold ends twice.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    Select,
+    String,
+    Update,
+    bindparam,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
-from imagegate.db.models import Balance, LedgerEntry, Task
+from imagegate.db.models import Balance, Base, LedgerEntry, Task
 from imagegate.errors import InsufficientCreditsError, ValidationError
 
 
@@ -59,67 +73,135 @@ async def ensure_balance(session: AsyncSession, account_id: str) -> None:
     if await session.get(Balance, account_id) is not None:
         return
     dialect = session.get_bind().dialect.name
-    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
-    await session.execute(insert(Balance).values(account_id=account_id).on_conflict_do_nothing())
+    upsert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    await session.execute(upsert(Balance).values(account_id=account_id).on_conflict_do_nothing())
 
 
-async def lock(session: AsyncSession, account_id: str) -> Balance:
-    """Take the account's balance row for the rest of the transaction.
+_BALANCES = Base.metadata.tables["balances"]
+_ENTRIES = Base.metadata.tables["ledger_entries"]
+_TOTALS = (
+    _BALANCES.c.paid_micro,
+    _BALANCES.c.bonus_micro,
+    _BALANCES.c.held_micro,
+    _BALANCES.c.spent_paid_micro,
+    _BALANCES.c.spent_bonus_micro,
+)
+# Hot statements are built once, with bind parameters: building and cache-keying a statement
+# per call cost more than running it.
+LOCKED_ACCOUNT = "locked_account"  # the bind parameter naming the account in lock statements
+
+
+def locked_account() -> BindParameter[str]:
+    """The account being locked, for ``lock_statement``'s ``also`` expressions."""
+    return bindparam(LOCKED_ACCOUNT, type_=String)
+
+
+@dataclass(frozen=True)
+class LockStatement:
+    """A lock of the balance row that reads more under it (see ``lock_statement``)."""
+
+    combined: Update  # one UPDATE ... RETURNING the totals and the ``also`` values
+    plain: Update  # the UPDATE ... RETURNING the totals alone
+    also: Select[Any] | None  # the ``also`` values, read after the lock
+
+
+def lock_statement(*also: ColumnElement[Any]) -> LockStatement:
+    """The lock's statements, reading ``also`` too (scalar subqueries read under the lock);
+    build them once, at import, and pass them to ``lock``."""
+    plain = (
+        update(_BALANCES)
+        .where(_BALANCES.c.account_id == locked_account())
+        .values(version=_BALANCES.c.version + 1)
+        .returning(*_TOTALS)
+    )
+    return LockStatement(plain.returning(*also), plain, select(*also) if also else None)
+
+
+_LOCK = lock_statement()
+_INSERT_ENTRY = insert(_ENTRIES)
+
+
+@dataclass(frozen=True)
+class Locked:
+    """An account's balance row, taken for the rest of the transaction, as it stood then."""
+
+    account_id: str
+    totals: Totals
+    also: tuple[Any, ...]  # the values of the statement's ``also`` expressions, in order
+
+
+async def lock(
+    session: AsyncSession, account_id: str, statement: LockStatement = _LOCK, **parameters: Any
+) -> Locked:
+    """Take the account's balance row for the rest of the transaction, and read it.
 
     The UPDATE comes first on purpose: on SQLite it takes the write lock before any read
     (no read-then-upgrade deadlock); on PostgreSQL it row-locks, so concurrent creations for
-    one account queue here and each sees the previous one's hold.
+    one account queue here and each sees the previous one's hold. A ``statement`` from
+    ``lock_statement`` reads more (the creation's concurrency count and free calls);
+    ``parameters`` bind what those name. On SQLite, which has one writer at a time, that is
+    the same statement (one instead of three); on PostgreSQL a second one, because the
+    subqueries of an UPDATE that waited for the row see the data as it was before the wait.
     """
-    result = await session.execute(
-        update(Balance)
-        .where(Balance.account_id == account_id)
-        .values(version=Balance.version + 1)
-        .execution_options(synchronize_session=False)
-    )
-    if result.rowcount == 0:  # type: ignore[attr-defined]
+    values = {LOCKED_ACCOUNT: account_id, **parameters}
+    inline = statement.also is None or session.get_bind().dialect.name == "sqlite"
+    chosen = statement.combined if inline else statement.plain
+    row = (await session.execute(chosen, values)).first()
+    if row is None:
         await ensure_balance(session, account_id)
-        await session.execute(  # now lock the row that exists (ours or a concurrent creator's)
-            update(Balance)
-            .where(Balance.account_id == account_id)
-            .values(version=Balance.version + 1)
-            .execution_options(synchronize_session=False)
-        )
-    balance = await session.get(Balance, account_id, populate_existing=True)
-    assert balance is not None
-    return balance
+        row = (await session.execute(chosen, values)).one()
+    also = tuple(row[5:])
+    if not inline and statement.also is not None:
+        also = tuple((await session.execute(statement.also, values)).one())
+    return Locked(account_id, Totals(*(int(v) for v in row[:5])), also)
 
 
-async def totals(session: AsyncSession, account_id: str) -> Totals:
-    balance = await session.get(Balance, account_id, populate_existing=True)
-    if balance is None:
-        return Totals(0, 0, 0, 0, 0)
-    return Totals(
-        balance.paid_micro,
-        balance.bonus_micro,
-        balance.held_micro,
-        balance.spent_paid_micro,
-        balance.spent_bonus_micro,
+@functools.cache
+def _move_statement(names: tuple[str, ...]) -> Update:
+    columns = _BALANCES.c
+    return (
+        update(_BALANCES)
+        .where(columns.account_id == bindparam("moved_account"))
+        .values({name: columns[name] + bindparam(f"add_{name}") for name in names})
     )
 
 
-def _entry(
+async def _move(session: AsyncSession, account_id: str, **deltas: int) -> None:
+    """Add ``deltas`` to the account's running totals (one UPDATE, no read)."""
+    if any(deltas.values()):
+        values = {f"add_{name}": delta for name, delta in deltas.items()}
+        await session.execute(_move_statement(tuple(deltas)), {"moved_account": account_id, **values})
+
+
+async def _record(
+    session: AsyncSession,
     account_id: str,
     kind: LedgerKind,
     amount: int,
     bonus: int,
     now: datetime,
     task_id: str | None,
-    note: str | None,
-) -> LedgerEntry:
-    return LedgerEntry(
-        account_id=account_id,
-        kind=kind,
-        amount_micro=amount,
-        bonus_micro=bonus,
-        task_id=task_id,
-        note=note,
-        created_at=now,
+    note: str | None = None,
+) -> None:
+    await session.execute(
+        _INSERT_ENTRY,
+        {
+            "account_id": account_id,
+            "kind": kind.value,
+            "amount_micro": amount,
+            "bonus_micro": bonus,
+            "task_id": task_id,
+            "note": note,
+            "created_at": now,
+        },
     )
+
+
+async def totals(session: AsyncSession, account_id: str) -> Totals:
+    row = (await session.execute(select(*_TOTALS).where(_BALANCES.c.account_id == account_id))).first()
+    if row is None:
+        return Totals(0, 0, 0, 0, 0)
+    return Totals(*(int(v) for v in row))
 
 
 async def grant(
@@ -133,59 +215,77 @@ async def grant(
 ) -> Totals:
     if amount_micro <= 0:
         raise ValidationError("a grant must be a positive amount", param="usd")
-    balance = await lock(session, account_id)
+    await lock(session, account_id)
     bonus_part = amount_micro if bonus else 0
-    balance.paid_micro += amount_micro - bonus_part
-    balance.bonus_micro += bonus_part
-    session.add(_entry(account_id, LedgerKind.GRANT, amount_micro, bonus_part, now, None, note))
-    await session.flush()
+    await _move(session, account_id, paid_micro=amount_micro - bonus_part, bonus_micro=bonus_part)
+    await _record(session, account_id, LedgerKind.GRANT, amount_micro, bonus_part, now, None, note)
     return await totals(session, account_id)
 
 
-async def hold(session: AsyncSession, balance: Balance, task: Task, now: datetime) -> None:
-    """Reserve ``task.charge_micro`` on a locked balance, or raise 402 (nothing written)."""
-    price = task.charge_micro
-    available = balance.paid_micro + balance.bonus_micro
+def hold_parts(locked: Locked, price: int) -> int:
+    """The bonus part of a hold of ``price`` on a locked balance, or raise 402."""
+    available = locked.totals.balance_micro
     if price > available:
         raise InsufficientCreditsError(
             f"This call costs {price} micro-dollars; the balance is {available}. Add credits to continue.",
             extra={"price_micro": price, "balance_micro": available},
         )
-    bonus_part = min(balance.bonus_micro, price)
-    balance.bonus_micro -= bonus_part
-    balance.paid_micro -= price - bonus_part
-    balance.held_micro += price
-    task.hold_bonus_micro = bonus_part
-    task.hold_state = HoldState.HELD
-    session.add(_entry(balance.account_id, LedgerKind.HOLD, price, bonus_part, now, task.id, None))
+    return min(locked.totals.bonus_micro, price)  # the bonus bucket goes first
+
+
+async def hold(session: AsyncSession, locked: Locked, task_id: str, price: int, now: datetime) -> int:
+    """Reserve ``price`` on a locked balance, or raise 402 (nothing written). The bonus part."""
+    bonus_part = hold_parts(locked, price)
+    await _move(
+        session, locked.account_id, bonus_micro=-bonus_part, paid_micro=bonus_part - price, held_micro=price
+    )
+    await _record(session, locked.account_id, LedgerKind.HOLD, price, bonus_part, now, task_id)
+    return bonus_part
+
+
+@functools.cache
+def _end_hold_statement(to: HoldState) -> Update:
+    tasks = Base.metadata.tables["tasks"]
+    return (
+        update(tasks)
+        .where(tasks.c.id == bindparam("ended_task"), tasks.c.hold_state == HoldState.HELD.value)
+        .values(
+            hold_state=to.value,
+            settled_at=bindparam("at") if to is HoldState.CAPTURED else None,
+            refunded_at=bindparam("at") if to is HoldState.RELEASED else None,
+        )
+    )
 
 
 async def _end_hold(session: AsyncSession, task: Task, to: HoldState, now: datetime) -> bool:
-    """Move the hold held -> ``to`` once (a conditional UPDATE), then record it. False if it had ended."""
-    moved = await session.execute(
-        update(Task)
-        .where(Task.id == task.id, Task.hold_state == HoldState.HELD)
-        .values(
-            hold_state=to,
-            settled_at=now if to is HoldState.CAPTURED else None,
-            refunded_at=now if to is HoldState.RELEASED else None,
-        )
-        .execution_options(synchronize_session=False)
-    )
+    """Move the hold held -> ``to`` once (a conditional UPDATE), then record it. False if it had ended.
+
+    The totals move by deltas in one UPDATE of the balance row (it takes the row lock too),
+    so no read of the row is needed.
+    """
+    moved = await session.execute(_end_hold_statement(to), {"ended_task": task.id, "at": now})
     if moved.rowcount != 1:  # type: ignore[attr-defined]
         return False
+    # What the UPDATE wrote, on the caller's object too (as loaded: not a change to flush).
+    set_committed_value(task, "hold_state", to.value)
+    set_committed_value(task, "settled_at", now if to is HoldState.CAPTURED else None)
+    set_committed_value(task, "refunded_at", now if to is HoldState.RELEASED else None)
     price, bonus_part = task.charge_micro, task.hold_bonus_micro
-    balance = await lock(session, task.account_id)
-    balance.held_micro -= price
     if to is HoldState.CAPTURED:  # the money is spent
-        balance.spent_bonus_micro += bonus_part
-        balance.spent_paid_micro += price - bonus_part
+        await _move(
+            session,
+            task.account_id,
+            held_micro=-price,
+            spent_bonus_micro=bonus_part,
+            spent_paid_micro=price - bonus_part,
+        )
         kind = LedgerKind.CAPTURE
     else:  # the money goes back to the buckets it came from
-        balance.bonus_micro += bonus_part
-        balance.paid_micro += price - bonus_part
+        await _move(
+            session, task.account_id, held_micro=-price, bonus_micro=bonus_part, paid_micro=price - bonus_part
+        )
         kind = LedgerKind.RELEASE
-    session.add(_entry(task.account_id, kind, price, bonus_part, now, task.id, None))
+    await _record(session, task.account_id, kind, price, bonus_part, now, task.id)
     return True
 
 

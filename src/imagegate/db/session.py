@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import Select, event
 from sqlalchemy.dialects import registry
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
@@ -33,12 +35,82 @@ def make_engine(url: str) -> AsyncEngine:
     return engine
 
 
+READ_BUSY_WAIT_S = 30.0  # a WAL reader waits only in rare cases (another process recovering the WAL)
+
+
+class _Prepared:
+    """A Core SELECT compiled once for the reader: its SQL, how to bind and how to read a row."""
+
+    def __init__(self, statement: Select[Any], engine: AsyncEngine) -> None:
+        self.statement = statement  # held, so its id() is never reused while this is cached
+        dialect = engine.dialect
+        compiled = statement.compile(dialect=dialect)
+        self.sql = str(compiled)
+        self.names = list(compiled.positiontup or [])
+        binds = {name: compiled.binds[name].type._cached_bind_processor(dialect) for name in self.names}
+        self.binders: list[tuple[str, Callable[[Any], Any] | None]] = [(n, binds[n]) for n in self.names]
+        columns = statement.selected_columns
+        self.keys = [str(column.key) for column in columns]
+        self.readers = [column.type._cached_result_processor(dialect, None) for column in columns]
+
+    def parameters(self, values: Mapping[str, Any]) -> tuple[Any, ...]:
+        return tuple(bind(values[name]) if bind else values[name] for name, bind in self.binders)
+
+    def row(self, raw: tuple[Any, ...]) -> dict[str, Any]:
+        return {
+            key: read(value) if read and value is not None else value
+            for key, read, value in zip(self.keys, self.readers, raw, strict=True)
+        }
+
+
 class Database:
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = make_engine(url)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self._write_lock = asyncio.Lock() if self.engine.dialect.name == "sqlite" else None
+        self._reader: sqlite3.Connection | None = None
+        self._prepared: dict[int, _Prepared] = {}
+        database = self.engine.url.database
+        if self.engine.dialect.name == "sqlite" and database and database != ":memory:":
+            self._reader_path: str | None = database
+        else:
+            self._reader_path = None
+
+    async def read_one(self, statement: Select[Any], values: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The first row of ``statement`` (a module-level Core SELECT with bind parameters),
+        as column key -> value, typed as SQLAlchemy would.
+
+        On a SQLite file this is one stdlib call on a read-only connection kept for it: no
+        session, pool or transaction, which cost far more than the statement (a WAL reader sees
+        the last commit and never waits for a writer). Elsewhere, a session runs it.
+        """
+        if self._reader_path is None:
+            async with self.sessions() as session:
+                found = (await session.execute(statement, dict(values))).mappings().first()
+            return dict(found) if found is not None else None
+        prepared = self._prepared.get(id(statement))
+        if prepared is None or prepared.statement is not statement:
+            prepared = self._prepared[id(statement)] = _Prepared(statement, self.engine)
+        reader = self._reader or self._open_reader(self._reader_path)
+        parameters = prepared.parameters(values)
+        deadline = time.monotonic() + READ_BUSY_WAIT_S
+        while True:
+            try:
+                raw = reader.execute(prepared.sql, parameters).fetchone()
+                break
+            except sqlite3.OperationalError as exc:
+                busy = "locked" in str(exc) or "busy" in str(exc)
+                if not busy or time.monotonic() > deadline:
+                    raise
+            await asyncio.sleep(0.002)
+        return prepared.row(raw) if raw is not None else None
+
+    def _open_reader(self, path: str) -> sqlite3.Connection:
+        reader = sqlite3.connect(path, timeout=0, isolation_level=None, check_same_thread=False)
+        reader.execute("PRAGMA query_only=ON")
+        self._reader = reader
+        return reader
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
@@ -57,4 +129,7 @@ class Database:
             yield session
 
     async def dispose(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
         await self.engine.dispose()

@@ -60,6 +60,10 @@ class _Cursor:
         _retrying(lambda: self._cursor.executemany(statement, parameters))
         return self
 
+    async def _async_soft_close(self) -> None:
+        """Called by SQLAlchemy's async results once a Core result is built: the rows stay
+        readable from the stdlib cursor without any await, so there is nothing to do."""
+
     def __getattr__(self, name: str) -> Any:  # fetch*, description, rowcount, lastrowid, close...
         return getattr(self._cursor, name)
 

@@ -1,9 +1,9 @@
 """Per-key request rates: fixed windows on the gateway's clock, counters in ``limits`` storage.
 
 The window a request falls in is computed from the gateway clock (so tests move to the next
-window by advancing it, and every replica agrees on the boundaries), while the counting is
-``limits``' atomic ``incr`` with expiry: ``memory://`` in one process, a Redis URL to share
-the counters across replicas without code changes.
+window by advancing it, and every replica agrees on the boundaries). ``memory://`` counts in
+a dict of this process (no task, no lock: the event loop runs one hit at a time); any other
+URL (Redis, to share the counters across replicas) uses ``limits``' atomic ``incr`` with expiry.
 """
 
 from __future__ import annotations
@@ -51,6 +51,12 @@ class RateLimiter:
         URL then counts through it (redis-py, not ``limits``' default coredis client)."""
         self.window_s = window_s
         self.clock = clock
+        # memory:// is counted here: limits' memory storage starts an expiry task on every hit.
+        self._storage: Storage | None = None
+        self._counts: dict[str, tuple[int, int]] = {}  # counter -> (window, hits in it)
+        self._window = 0  # the latest window seen: counters of older ones are dropped
+        if storage_url.startswith("memory://"):
+            return
         if "://" in storage_url and not storage_url.startswith("async+"):
             storage_url = "async+" + storage_url
         options: dict[str, Any] = {}
@@ -62,12 +68,23 @@ class RateLimiter:
         assert isinstance(storage, Storage)
         self._storage = storage
 
+    async def _count(self, name: str, window: int) -> int:
+        if self._storage is not None:
+            return await self._storage.incr(f"{name}/{window}", self.window_s + 1)
+        if window > self._window:  # a new window: what was counted before can go
+            self._window = window
+            self._counts = {k: v for k, v in self._counts.items() if v[0] >= window}
+        seen, count = self._counts.get(name, (window, 0))
+        count = count + 1 if seen == window else 1
+        self._counts[name] = (window, count)
+        return count
+
     async def _hit(self, scope: str, key_id: str, per_window: int) -> Decision:
         # The tiers speak per minute; the window is a setting so tests need not wait a minute.
         now = self.clock.timestamp()
         window = int(now // self.window_s)
         reset_at = float((window + 1) * self.window_s)
-        count = await self._storage.incr(f"imagegate/{scope}/{key_id}/{window}", self.window_s + 1)
+        count = await self._count(f"imagegate/{scope}/{key_id}", window)
         return Decision(
             allowed=count <= per_window,
             limit=per_window,

@@ -105,7 +105,7 @@ async def end_task(gw: Gateway, task_id: str, outcome: Outcome, fence: Fence = A
     ended: Task | None = None
     keys: list[str] = []
     async with gw.db.transaction() as session:
-        moved = await store.end(
+        ended = await store.end(
             session,
             task_id,
             outcome.status,
@@ -114,21 +114,20 @@ async def end_task(gw: Gateway, task_id: str, outcome: Outcome, fence: Fence = A
             attempt=fence.attempt,
             lease_expired_at=fence.lease_expired_at,
         )
-        if moved:
-            ended = await session.get(Task, task_id, populate_existing=True)
-            assert ended is not None
-            await settle(session, ended, outcome.status, now)
+        if ended is not None:
+            await settle(session, ended, outcome.status, now)  # sets the settlement's columns on it
             if any(ref.get("kind") == "storage" for ref in ended.inputs):  # else none were held
                 files = await store.files_of_task(session, task_id)
                 await store.forget_files(session, [f.id for f in files])
                 keys = [f.key for f in files]
-            await session.refresh(ended)  # the settlement's columns, for the caller's view
             await outbox.record_end(session, ended, now)  # webhooks: the event, and a delivery if asked
     if ended is None:
         keys = [image["key"] for image in outcome.images]  # this attempt lost: its outputs go
     await delete_keys(gw, keys)
     if ended is not None:
         await publish.ended(gw, task_id, outcome.status)  # after the commit: listeners read it ended
+    if ended is not None and ended.hold_state == ledger.HoldState.CAPTURED:  # the tier may move up
+        gw.principals.add_paid_spend(ended.account_id, ended.charge_micro - ended.hold_bonus_micro)
     return ended
 
 

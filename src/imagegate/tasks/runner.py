@@ -193,11 +193,10 @@ async def run(gw: Gateway, task_id: str) -> bool:
 async def _run(gw: Gateway, task_id: str, stop: _Stop) -> bool:
     lease = timedelta(seconds=gw.settings.lease_s)
     async with gw.db.transaction() as session:
-        attempt = await store.claim(session, task_id, gw.now(), lease)
-        if attempt is None:
-            return False
-        task = await session.get(Task, task_id, populate_existing=True)
-    assert task is not None
+        task = await store.claim(session, task_id, gw.now(), lease)
+    if task is None:
+        return False
+    attempt = task.attempts
     await publish.status(gw, task_id, TaskStatus.PROCESSING)
     fence = Fence(attempt=attempt)
     tried: routing.Attempts = list(task.provider_attempts or [])  # earlier runs' calls, then ours

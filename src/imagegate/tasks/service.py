@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from sqlalchemy import String, bindparam
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from imagegate.accounts.store import Principal
@@ -20,7 +21,7 @@ from imagegate.billing import free_calls, ledger
 from imagegate.billing.pricing import call_price_micro
 from imagegate.catalog import ActionName, ModelSpec
 from imagegate.catalog.lifecycle import resolve
-from imagegate.db.models import Balance, StoredFile, Task
+from imagegate.db.models import StoredFile, Task
 from imagegate.errors import ConflictError, RateLimitError
 from imagegate.gateway import Gateway
 from imagegate.limits import Tier
@@ -29,6 +30,12 @@ from imagegate.tasks.ending import Fence, Outcome, end_task
 from imagegate.tasks.inputs import Upload
 from imagegate.tasks.recovery import INPUT_GRACE
 from imagegate.tasks.status import TaskStatus
+
+# The balance lock of a creation: it reads the active tasks and the free calls used as well.
+_LOCK_FOR_CREATE = ledger.lock_statement(
+    store.active_of(ledger.locked_account()),
+    free_calls.used_of(ledger.locked_account(), bindparam("variant", type_=String)),
+)
 
 
 class Enqueue(Protocol):
@@ -141,18 +148,14 @@ async def submit(gw: Gateway, who: Principal, sub: Submission, enqueue: Enqueue)
         price_micro=price,
         charge_micro=price if settings.billing_enabled else 0,
         free_call=False,
+        hold_bonus_micro=0,
         attempts=0,
         created_at=now,
     )
     replay: Task | None = None
     try:
         async with gw.db.transaction() as session:
-            # The balance row lock serializes one account's creations: holds and the concurrency count.
-            balance = (
-                await ledger.lock(session, who.account_id)
-                if settings.billing_enabled or settings.rate_limits_enabled
-                else None
-            )
+            locked = await _lock(gw, session, who, variant.name)
             if sub.idempotency_key is not None:
                 digest = idempotency.request_hash(sub.fingerprint)
                 original = await idempotency.claim(
@@ -161,7 +164,7 @@ async def submit(gw: Gateway, who: Principal, sub: Submission, enqueue: Enqueue)
                 if original is not None:
                     replay = await store.get_for_account(session, who.account_id, original)
             if replay is None:
-                await _admit(gw, session, who, tier, variant.name, balance, task, now)
+                await _admit(gw, session, tier, locked, task, now)
                 if gw.defer_in_transaction is not None:  # its job commits or rolls back with it
                     await gw.defer_in_transaction(session, task.id, task.provider)
     except BaseException:
@@ -175,36 +178,41 @@ async def submit(gw: Gateway, who: Principal, sub: Submission, enqueue: Enqueue)
     return Submitted(task=task, replayed=False)
 
 
+async def _lock(gw: Gateway, session: AsyncSession, who: Principal, variant: str) -> ledger.Locked | None:
+    """The balance row lock, which serializes one account's creations (holds and the concurrency
+    count), read in the same statement as the active tasks and the free calls used."""
+    settings = gw.settings
+    if not (settings.billing_enabled or settings.rate_limits_enabled):
+        return None
+    return await ledger.lock(session, who.account_id, _LOCK_FOR_CREATE, variant=variant)
+
+
 async def _admit(
-    gw: Gateway,
-    session: AsyncSession,
-    who: Principal,
-    tier: Tier,
-    variant: str,
-    balance: Balance | None,
-    task: Task,
-    now: datetime,
+    gw: Gateway, session: AsyncSession, tier: Tier, locked: ledger.Locked | None, task: Task, now: datetime
 ) -> None:
     """The concurrency limit, then the free call or the hold, then the row."""
     settings = gw.settings
-    if settings.rate_limits_enabled:
-        active = await store.count_active(session, who.account_id)
-        if active >= tier.max_concurrent:
-            raise RateLimitError(
-                f"{active} tasks are already pending or processing; the {tier.name} tier allows "
-                f"{tier.max_concurrent} at a time. Retry when one ends.",
-                headers={"Retry-After": "1"},
-                extra={"limit": "concurrency", "tier": tier.name},
-            )
-    if settings.billing_enabled and await free_calls.claim(
-        session, who.account_id, variant, settings.free_calls_per_variant
+    active, free_used = locked.also if locked is not None else (0, None)
+    if settings.rate_limits_enabled and active >= tier.max_concurrent:
+        raise RateLimitError(
+            f"{active} tasks are already pending or processing; the {tier.name} tier allows "
+            f"{tier.max_concurrent} at a time. Retry when one ends.",
+            headers={"Retry-After": "1"},
+            extra={"limit": "concurrency", "tier": tier.name},
+        )
+    allowance = settings.free_calls_per_variant
+    if (
+        settings.billing_enabled
+        and free_calls.left(free_used, allowance)
+        and await free_calls.claim(session, task.account_id, task.variant, allowance)
     ):
         task.free_call, task.charge_micro = True, 0
-    if balance is not None and settings.billing_enabled:
-        await ledger.hold(session, balance, task, now)
+    if locked is not None and settings.billing_enabled:
+        task.hold_bonus_micro = await ledger.hold(session, locked, task.id, task.charge_micro, now)
+        task.hold_state = ledger.HoldState.HELD
     else:
         task.hold_state = ledger.HoldState.NONE
-    session.add(task)
+    await store.add(session, task)
 
 
 async def cancel(gw: Gateway, who: Principal, task_id: str) -> Task:

@@ -6,13 +6,17 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, ScalarSelect, and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import configure_mappers
 
-from imagegate.db.models import StoredFile, Task
+from imagegate.db.models import Base, StoredFile, Task
+from imagegate.db.session import Database
 from imagegate.errors import NotFoundError
 from imagegate.tasks import cursor
 from imagegate.tasks.status import ACTIVE, TaskStatus
+
+_TASKS = Base.metadata.tables["tasks"]  # Core, for inserts without the unit of work
 
 
 async def get_for_account(session: AsyncSession, account_id: str, task_id: str) -> Task:
@@ -20,6 +24,31 @@ async def get_for_account(session: AsyncSession, account_id: str, task_id: str) 
     # Another account's task answers exactly like a missing one: no existence oracle.
     if task is None or task.account_id != account_id:
         raise NotFoundError(f"No task {task_id!r}.", param="id")
+    return task
+
+
+_BY_ID = select(_TASKS).where(_TASKS.c.id == bindparam("task_id"))
+_INSERT_TASK = insert(_TASKS)
+_NEW_TASK = Task.__mapper__.class_manager.new_instance
+_CONFIGURED = False
+
+
+def _configure() -> None:
+    global _CONFIGURED
+    configure_mappers()
+    _CONFIGURED = True
+
+
+async def read_for_account(db: Database, account_id: str, task_id: str) -> Task:
+    """The task for a reader (GET, long polls): one Core SELECT outside any session, read into
+    a detached Task (no identity map, no unit of work); 404 like ``get_for_account``."""
+    row = await db.read_one(_BY_ID, {"task_id": task_id})
+    if row is None or row["account_id"] != account_id:
+        raise NotFoundError(f"No task {task_id!r}.", param="id")
+    if not _CONFIGURED:  # attributes of an instance made outside any session need the mapping done
+        _configure()
+    task: Task = _NEW_TASK()  # the mapped class without its __init__: a plain detached instance
+    task.__dict__.update(row)
     return task
 
 
@@ -44,10 +73,11 @@ async def list_for_account(
     return rows[:limit], len(rows) > limit
 
 
-async def claim(session: AsyncSession, task_id: str, now: datetime, lease: timedelta) -> int | None:
-    """Take a pending task, or one whose worker's lease ran out: this worker's attempt number
-    (the fence every later write of the run checks), or None when another worker has it."""
-    attempt = await session.scalar(
+async def claim(session: AsyncSession, task_id: str, now: datetime, lease: timedelta) -> Task | None:
+    """Take a pending task, or one whose worker's lease ran out, and read it in the same
+    statement: its ``attempts`` is this worker's attempt number (the fence every later write
+    of the run checks). None when another worker has it."""
+    claimed = await session.scalars(
         update(Task)
         .where(
             Task.id == task_id,
@@ -62,10 +92,10 @@ async def claim(session: AsyncSession, task_id: str, now: datetime, lease: timed
             lease_until=now + lease,
             started_at=func.coalesce(Task.started_at, now),
         )
-        .returning(Task.attempts)
-        .execution_options(synchronize_session=False)
+        .returning(Task)
+        .execution_options(synchronize_session=False, populate_existing=True)
     )
-    return None if attempt is None else int(attempt)
+    return claimed.first()
 
 
 def _held_by(task_id: str, attempt: int) -> Any:
@@ -121,9 +151,10 @@ async def end(
     account_id: str | None = None,
     attempt: int | None = None,
     lease_expired_at: datetime | None = None,
-) -> bool:
-    """Move an active task to a terminal status; False if it had already ended or the fence
-    (the caller's account, the worker's attempt, an expired lease) does not match."""
+) -> Task | None:
+    """Move an active task to a terminal status and read it in the same statement; None if it
+    had already ended or the fence (the caller's account, the worker's attempt, an expired
+    lease) does not match."""
     conditions = [Task.id == task_id, Task.status.in_(ACTIVE)]
     if account_id is not None:
         conditions.append(Task.account_id == account_id)
@@ -131,20 +162,35 @@ async def end(
         conditions += [Task.status == TaskStatus.PROCESSING, Task.attempts == attempt]
     if lease_expired_at is not None:
         conditions += [Task.status == TaskStatus.PROCESSING, Task.lease_until < lease_expired_at]
-    result = await session.execute(
+    ended = await session.scalars(
         update(Task)
         .where(*conditions)
         .values(status=status, lease_until=None, **values)
-        .execution_options(synchronize_session=False)
+        .returning(Task)
+        .execution_options(synchronize_session=False, populate_existing=True)
     )
-    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+    return ended.first()
+
+
+def active_of(account_id: str | ColumnElement[str]) -> ScalarSelect[int]:
+    """The account's pending and processing tasks, counted on the (account, status) index:
+    O(active), whatever the account's history (to read under the balance lock)."""
+    return (
+        select(func.count())
+        .select_from(_TASKS)
+        .where(_TASKS.c.account_id == account_id, _TASKS.c.status.in_(list(ACTIVE)))
+        .scalar_subquery()
+    )
 
 
 async def count_active(session: AsyncSession, account_id: str) -> int:
-    total = await session.scalar(
-        select(func.count()).select_from(Task).where(Task.account_id == account_id, Task.status.in_(ACTIVE))
-    )
-    return int(total or 0)
+    return int(await session.scalar(select(active_of(account_id))) or 0)
+
+
+async def add(session: AsyncSession, task: Task) -> None:
+    """Insert a new task (one Core INSERT; ``task`` stays a plain object, outside the session)."""
+    values = {name: value for name, value in vars(task).items() if not name.startswith("_")}
+    await session.execute(_INSERT_TASK, values)
 
 
 async def active_before(session: AsyncSession, created_before: datetime) -> Sequence[Task]:

@@ -19,8 +19,7 @@ SILENCE_LEASES = 4  # how many leases of silence before a listener reads the tas
 
 
 async def read(gw: Gateway, account_id: str, task_id: str) -> Task:
-    async with gw.db.sessions() as session:
-        return await store.get_for_account(session, account_id, task_id)
+    return await store.read_for_account(gw.db, account_id, task_id)
 
 
 async def next_event(gw: Gateway, events: Subscription, account_id: str, task_id: str) -> Event | Task:

@@ -1,0 +1,199 @@
+"""The hot path's statement budget, and the principal cache never outliving a revocation here."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import event
+
+from imagegate.db.models import Account, Base, Task
+from imagegate.db.session import Database
+from imagegate.errors import NotFoundError
+from imagegate.tasks import store
+from tests.conftest import T2I_15, Gateway, start_gateway
+
+T2I_URL = "/api/v1/gpt_image/text_to_image"
+
+
+class Statements:
+    """Statements the engine runs, split into a worker's (tasks ``task-<id>``) and the rest."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.by: dict[str, list[str]] = {"request": [], "worker": []}
+
+    def __call__(self, _conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        task = asyncio.current_task()
+        who = "worker" if task is not None and task.get_name().startswith("task-") else "request"
+        with self.lock:
+            self.by[who].append(statement.split(None, 2)[0] + " " + statement.split()[1])
+
+    def take(self) -> dict[str, list[str]]:
+        with self.lock:
+            taken, self.by = self.by, {"request": [], "worker": []}
+        return taken
+
+
+@pytest.fixture
+def instant(tmp_path: Path) -> Iterator[tuple[Gateway, Statements]]:
+    gw = start_gateway(tmp_path, default_provider="instant", free_calls_per_variant=1)
+    statements = Statements()
+    engine = gw.thread.app.state.gateway.db.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", statements)
+    yield gw, statements
+    event.remove(engine, "before_cursor_execute", statements)
+    gw.close()
+
+
+def test_statements_per_create_get_and_run(instant: tuple[Gateway, Statements]) -> None:
+    gw, statements = instant
+    user = gw.user()
+    for _ in range(2):  # the free call, then a paid one: keys cached, the allowance spent
+        task_id = user.post(T2I_URL, json=T2I_15).json()["id"]
+        gw.drain()
+    statements.take()
+
+    created = user.post(T2I_URL, json=T2I_15)
+    assert created.status_code == 200, created.text
+    gw.drain()
+    taken = statements.take()
+    # The balance lock reads the active count and free calls; then the hold, its entry, the row.
+    assert taken["request"] == [
+        "UPDATE balances",
+        "UPDATE balances",
+        "INSERT INTO",
+        "INSERT INTO",
+    ], taken["request"]
+    # Claim (returning the task), end (returning it), the hold's move, the totals, the entry.
+    assert taken["worker"] == [
+        "UPDATE tasks",
+        "UPDATE tasks",
+        "UPDATE tasks",
+        "UPDATE balances",
+        "INSERT INTO",
+    ], taken["worker"]
+
+    task = user.get(f"/api/v1/tasks/{created.json()['id']}")
+    assert task.json()["status"] == "completed"
+    assert task.json()["billing"]["settlement"]["amount_micro"] == 40_000
+    # Its one SELECT runs on the database's read connection: no session, no engine statement.
+    assert statements.take()["request"] == []
+    assert task_id != created.json()["id"]
+
+
+def test_a_revoked_key_is_refused_at_once_though_cached(instant: tuple[Gateway, Statements]) -> None:
+    gw, _ = instant
+    account_id, key = gw.new_account()
+    user = gw.client(key)
+    task_id = user.post(T2I_URL, json=T2I_15).json()["id"]
+    assert user.get(f"/api/v1/tasks/{task_id}").status_code == 200  # the key is cached now
+    prefix = key[:12]
+    assert gw.admin().post(f"/admin/keys/{prefix}/revoke").status_code == 200
+    refused = user.get(f"/api/v1/tasks/{task_id}")
+    assert refused.status_code == 401, refused.text
+    assert user.post(T2I_URL, json=T2I_15).status_code == 401
+    assert account_id
+
+
+@pytest.mark.parametrize("where", ["file", "memory"])
+async def test_read_one_types_a_row_as_the_orm_would(tmp_path: Path, where: str) -> None:
+    """The reader connection (a SQLite file) and the session fallback (anything else) agree."""
+    url = f"sqlite:///{tmp_path / 'read.db'}" if where == "file" else "sqlite://"
+    db = Database(url)
+    try:
+        async with db.engine.begin() as connection:
+            await connection.run_sync(Base.metadata.create_all)
+        stamp = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+        async with db.transaction() as session:
+            session.add(Account(id="acct", name="acct", created_at=stamp))
+            await session.flush()
+            session.add(Task(**TASK, created_at=stamp))
+        task = await store.read_for_account(db, "acct", "t-1")
+        assert (task.status, task.free_call, task.created_at) == ("completed", True, stamp)
+        assert task.images == TASK["images"] and task.usage is None
+        with pytest.raises(NotFoundError):
+            await store.read_for_account(db, "someone-else", "t-1")
+        with pytest.raises(NotFoundError):
+            await store.read_for_account(db, "acct", "t-2")
+    finally:
+        await db.dispose()
+
+
+TASK: dict[str, Any] = {
+    "id": "t-1",
+    "account_id": "acct",
+    "face": "runapi",
+    "service": "gpt_image",
+    "action": "text_to_image",
+    "model": "gpt-image-1.5",
+    "model_served": "gpt-image-1.5",
+    "variant": "v",
+    "provider": "instant",
+    "status": "completed",
+    "params": {"prompt": "a fox"},
+    "render": {},
+    "inputs": [],
+    "images": [{"key": "outputs/t-1/0.png", "width": 1, "height": 1}],
+    "free_call": True,
+    "hold_state": "captured",
+}
+
+
+def test_the_plain_poll_answers_as_the_route_does(instant: tuple[Gateway, Statements]) -> None:
+    """api/polled.py serves the plain GET; ``?wait=0`` goes through FastAPI: the same answer."""
+    gw, _ = instant
+    user = gw.user()
+    task_id = user.post(T2I_URL, json=T2I_15).json()["id"]
+    gw.drain()
+    plain, routed = user.get(f"/api/v1/tasks/{task_id}"), user.get(f"/api/v1/tasks/{task_id}?wait=0")
+    assert plain.status_code == routed.status_code == 200
+    assert plain.json() == routed.json()
+    skip = {"x-request-id", "date", "x-ratelimit-remaining"}
+    assert {k: v for k, v in plain.headers.items() if k not in skip} == {
+        k: v for k, v in routed.headers.items() if k not in skip
+    }
+    assert plain.headers["x-request-id"].startswith("req_")
+    assert int(plain.headers["x-ratelimit-remaining"]) == int(routed.headers["x-ratelimit-remaining"]) + 1
+    unchanged = user.get(f"/api/v1/tasks/{task_id}", headers={"If-None-Match": plain.headers["etag"]})
+    assert unchanged.status_code == 304
+
+    _, other_key = gw.new_account()
+    other = gw.client(other_key)
+    other.get("/api/v1/me")  # its key is cached: the plain form serves it
+    for response in (other.get(f"/api/v1/tasks/{task_id}"), other.get(f"/api/v1/tasks/{task_id}?wait=0")):
+        assert response.status_code == 404, response.text
+        assert response.json()["error"]["code"] == "not_found"
+        assert "x-ratelimit-limit" in response.headers and response.headers["x-request-id"]
+    missing = other.get("/api/v1/tasks/NOT-A-TASK")
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
+
+
+def test_the_plain_poll_is_rate_limited_like_the_route(tmp_path: Path) -> None:
+    tiers = [
+        {
+            "name": "tiny",
+            "creates_per_minute": 5,
+            "reads_per_minute": 3,
+            "max_concurrent": 5,
+            "paid_spend_threshold_micro": 0,
+        }
+    ]
+    gw = start_gateway(tmp_path, default_provider="instant", tiers=tiers)
+    try:
+        _, key = gw.new_account(tier=None)
+        user = gw.client(key)
+        task_id = user.post(T2I_URL, json=T2I_15).json()["id"]
+        answers = [user.get(f"/api/v1/tasks/{task_id}") for _ in range(4)]
+        assert [a.status_code for a in answers] == [200, 200, 200, 429]
+        refused = answers[-1]
+        assert refused.json()["error"]["code"] == "rate_limit"
+        assert refused.headers["Retry-After"] and refused.headers["X-RateLimit-Remaining"] == "0"
+        assert refused.headers["x-request-id"].startswith("req_")
+    finally:
+        gw.close()
