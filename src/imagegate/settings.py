@@ -61,7 +61,8 @@ class Settings(BaseSettings):
     )
     redis_url: str | None = Field(
         None,
-        description="Redis shared by every replica (redis://host:port/db): rate-limit counters live there.",
+        description="Redis shared by every replica (redis://host:port/db): rate-limit counters, task events "
+        "(progress, partial images, ends: streams and waiters on any replica) and cancel requests.",
     )
     signing_key: SecretStr | None = Field(
         None,
