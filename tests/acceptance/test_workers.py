@@ -229,9 +229,9 @@ def test_events_cancels_and_webhooks_cross_processes(
     serve: Start, workers: Any, scale_env: dict[str, str], tmp_path: Path
 ) -> None:
     """Two API replicas and one worker, all on one Redis: a task made through A streams its
-    progress and previews from B (and A's own OpenAI-face stream); a long poll on A wakes when the
-    worker ends a task made through B, whose webhook the worker sends; a cancel on B stops the
-    provider call on the worker (the only slot: the next task runs at once)."""
+    progress and previews from B (and A's own OpenAI-face stream); a long poll and an OpenAI-face
+    call on A wake when the worker ends their tasks; the worker sends the webhook; a cancel on B
+    stops the provider call on the worker (its only slot: the next task runs at once)."""
     hooks = Hooks()
     env = {
         **scale_env,
@@ -301,6 +301,13 @@ def test_events_cancels_and_webhooks_cross_processes(
     hooked = made.json()["id"]
     waited = httpx.get(f"{api_a.base_url}/api/v1/tasks/{hooked}?wait=30", headers=auth, timeout=60).json()
     assert waited["status"] == "completed", waited
+    generated = httpx.post(  # an OpenAI-face call on A waits for the worker's end
+        f"{api_a.base_url}/v1/images/generations",
+        headers=auth,
+        json={"model": "gpt-image-1.5", "prompt": "a waited one"},
+        timeout=60,
+    )
+    assert generated.status_code == 200 and generated.json()["data"], generated.text
     headers, content = hooks.received.get(timeout=30)
     assert Webhook(secret).verify(content, headers)["data"]["id"] == hooked
 
