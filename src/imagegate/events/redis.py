@@ -211,8 +211,8 @@ class RedisBus:
                 message = await self._pubsub.get_message(timeout=None)
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.warning("redis bus: connection lost; listening again in %s s", RECONNECT_S, exc_info=True)
+            except Exception as exc:
+                log.warning("redis bus: connection lost (%s); listening again in %s s", exc, RECONNECT_S)
                 await asyncio.sleep(RECONNECT_S)
                 continue
             if message is None:
@@ -252,7 +252,13 @@ class RedisBus:
     async def publish(self, task_id: str, kind: EventKind, data: dict[str, Any]) -> Event:
         keep = self.keep_ended_s if kind.terminal else self.keep_idle_s
         args = [EVENTS_CHANNEL, task_id, kind.value, json.dumps(data, separators=(",", ":")), HISTORY, keep]
-        event_id = await self._script(keys=[stream_key(task_id)], args=args)
+        try:
+            event_id = await self._script(keys=[stream_key(task_id)], args=args)
+        except Exception as exc:  # Redis away: the task goes on; listeners' safety net reads its end
+            log.warning(
+                "redis bus: could not publish %s of task %s (%s)", kind.value, task_id, type(exc).__name__
+            )
+            return Event(task_id, 0, kind, data)
         return Event(task_id, int(_text(event_id)), kind, data)
 
     @asynccontextmanager
@@ -274,7 +280,10 @@ class RedisBus:
 
     async def request_cancel(self, task_id: str) -> None:
         self._stop(task_id)
-        await self.redis.publish(CANCEL_CHANNEL, f"{self.origin} {task_id}")
+        try:
+            await self.redis.publish(CANCEL_CHANNEL, f"{self.origin} {task_id}")
+        except Exception as exc:  # the task has ended: its run stops at its next lease renewal
+            log.warning("redis bus: could not send the cancel of task %s (%s)", task_id, type(exc).__name__)
 
     def _stop(self, task_id: str) -> None:
         for stop in list(self._cancels.get(task_id, ())):
