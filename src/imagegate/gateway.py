@@ -111,7 +111,7 @@ class Gateway:
     signer: UrlSigner
     limiter: RateLimiter
     providers: Providers = field(default_factory=Providers)
-    bus: Bus = field(default_factory=LocalBus)  # Redis pub/sub replaces it for several processes
+    bus: Bus = field(default_factory=LocalBus)  # events/redis.py's when IMAGEGATE_REDIS_URL is set
     relay: B64Relay = field(default_factory=B64Relay)  # upstream base64 for the OpenAI face
     clock: Clock = SYSTEM_CLOCK
     listening_url: str | None = None  # set once the server is bound: links in webhooks without public_url
@@ -128,9 +128,14 @@ class Gateway:
         catalog = load_catalog(settings.catalog_file)
         db = Database(settings.resolved_database_url)
         redis = open_redis(settings)
+        bus: Bus | None = None
         try:
             storage = open_storage(settings.resolved_storage_url, s3_options(settings))
             signer = UrlSigner(await signing_secret(settings, db))
+            if redis is not None:  # events and cancels cross processes through the same client
+                from imagegate.events.redis import RedisBus
+
+                bus = await RedisBus.open(redis)
         except BaseException:
             await db.dispose()
             if redis is not None:
@@ -152,6 +157,7 @@ class Gateway:
             clock=clock,
             redis=redis,
             principals=PrincipalCache(ttl_s=settings.key_cache_s),
+            bus=bus or LocalBus(),
         )
 
     async def close(self) -> None:

@@ -61,7 +61,8 @@ class Settings(BaseSettings):
     )
     redis_url: str | None = Field(
         None,
-        description="Redis shared by every replica (redis://host:port/db): rate-limit counters live there.",
+        description="Redis shared by every replica (redis://host:port/db): rate-limit counters, task events "
+        "(progress, partial images, ends: streams and waiters on any replica) and cancel requests.",
     )
     signing_key: SecretStr | None = Field(
         None,
@@ -180,7 +181,10 @@ class Settings(BaseSettings):
         description="How long after a task's end its webhook is retried; after that the delivery fails.",
     )
     webhook_poll_s: float = Field(
-        1.0, gt=0, description="How often the in-process sender looks for webhook attempts that are due."
+        1.0,
+        gt=0,
+        description="How often webhook attempts that are due are looked for (the in-process sender; with "
+        "IMAGEGATE_JOB_QUEUE=postgres, a periodic job on the workers, at least a second apart).",
     )
     webhook_listen_poll_s: float = Field(
         1.0, gt=0, description="How often an `imagegate listen` stream looks for new task-end events."

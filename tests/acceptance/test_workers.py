@@ -3,17 +3,20 @@ and ``imagegate worker`` processes that run the PostgreSQL job queue (procrastin
 
 from __future__ import annotations
 
+import json
 import queue
 import signal
 import subprocess
 import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from alembic import command
+from standardwebhooks import Webhook
 
 from imagegate.db.migrate import alembic_config
 from tests.acceptance.test_crash_safety import create, read
@@ -181,3 +184,152 @@ def test_a_stopped_worker_hands_its_task_back(
     workers(env)
     task = poll(lambda: read(api, key, task_id), terminal, timeout=60)
     assert task["status"] == "completed", task
+
+
+# -- events, cancels and webhooks across processes (the Redis bus) -------------------------------
+def sse_events(response: httpx.Response) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    """(id, event, data) of each Server-Sent Event of a streamed response, comments skipped."""
+    fields: dict[str, str] = {}
+    for line in response.iter_lines():
+        if not line:
+            if "data" in fields:
+                yield fields.get("id", ""), fields.get("event", "message"), json.loads(fields["data"])
+            fields = {}
+        elif not line.startswith(":"):
+            name, _, value = line.partition(":")
+            fields[name] = value.removeprefix(" ")
+
+
+class Hooks(ThreadingHTTPServer):
+    """A webhook receiver on 127.0.0.1: keeps each POST's headers and body."""
+
+    def __init__(self) -> None:
+        self.received: queue.Queue[tuple[dict[str, str], bytes]] = queue.Queue()
+        hooks = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("content-length", "0")))
+                hooks.received.put(({k.lower(): v for k, v in self.headers.items()}, body))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        super().__init__(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/hook"
+
+
+def test_events_cancels_and_webhooks_cross_processes(
+    serve: Start, workers: Any, scale_env: dict[str, str], tmp_path: Path
+) -> None:
+    """Two API replicas and one worker, all on one Redis: a task made through A streams its
+    progress and previews from B (and A's own OpenAI-face stream); a long poll and an OpenAI-face
+    call on A wake when the worker ends their tasks; the worker sends the webhook; a cancel on B
+    stops the provider call on the worker (its only slot: the next task runs at once)."""
+    hooks = Hooks()
+    env = {
+        **scale_env,
+        "IMAGEGATE_LEASE_S": "120",  # no lease renewal (every 40 s) notices the cancel first
+        "IMAGEGATE_FETCH_ALLOW_HOSTS": f"127.0.0.1:{hooks.server_address[1]}",
+    }
+    api_a = serve(tmp_path, "--no-worker", **env)
+    key = api_a.demo_key
+    assert key
+    api_b = serve(tmp_path, "--no-worker", **env)
+    workers(env, "--concurrency", "1")
+    auth = {"Authorization": f"Bearer {key}"}
+
+    # An OpenAI-face stream on A, of work done on the worker, watched from B too.
+    streamed: list[str] = []
+
+    def openai_stream() -> None:
+        body = {
+            "model": "gpt-image-1.5",
+            "prompt": "[slow:1] a lighthouse",
+            "stream": True,
+            "partial_images": 2,
+        }
+        with httpx.stream(
+            "POST", f"{api_a.base_url}/v1/images/generations", headers=auth, json=body, timeout=60
+        ) as r:
+            streamed.extend(kind for _, kind, _ in sse_events(r))
+
+    reader = threading.Thread(target=openai_stream)
+    reader.start()
+    listed = poll(
+        lambda: httpx.get(f"{api_b.base_url}/api/v1/tasks", headers=auth, timeout=30).json(),
+        lambda b: bool(b["data"]),
+    )
+    task_id = listed["data"][0]["id"]
+    with httpx.stream(
+        "GET", f"{api_b.base_url}/api/v1/tasks/{task_id}/events", headers=auth, timeout=60
+    ) as r:
+        seen = list(sse_events(r))
+    reader.join(60)
+    kinds = [kind for _, kind, _ in seen]
+    assert kinds[-1] == "completed" and seen[-1][2]["status"] == "completed", kinds
+    assert "progress" in kinds and kinds.count("partial_image") == 2, kinds
+    ids = [int(event_id) for event_id, _, _ in seen]
+    assert ids == sorted(set(ids)), ids
+    assert (
+        streamed.count("image_generation.partial_image") == 2 and streamed[-1] == "image_generation.completed"
+    )
+
+    # A long poll on A wakes when the worker ends a task made through B; the worker sends its webhook.
+    secret = httpx.get(f"{api_a.base_url}/api/v1/me/webhook_secret", headers=auth, timeout=30).json()[
+        "secret"
+    ]
+    made = httpx.post(
+        f"{api_b.base_url}/api/v1/gpt_image/text_to_image",
+        headers=auth,
+        json={
+            "model": "gpt-image-1.5",
+            "prompt": "a quick one",
+            "aspect_ratio": "1:1",
+            "quality": "medium",
+            "callback_url": hooks.url,
+        },
+        timeout=30,
+    )
+    assert made.status_code == 200, made.text
+    hooked = made.json()["id"]
+    waited = httpx.get(f"{api_a.base_url}/api/v1/tasks/{hooked}?wait=30", headers=auth, timeout=60).json()
+    assert waited["status"] == "completed", waited
+    generated = httpx.post(  # an OpenAI-face call on A waits for the worker's end
+        f"{api_a.base_url}/v1/images/generations",
+        headers=auth,
+        json={"model": "gpt-image-1.5", "prompt": "a waited one"},
+        timeout=60,
+    )
+    assert generated.status_code == 200 and generated.json()["data"], generated.text
+    headers, content = hooks.received.get(timeout=30)
+    assert Webhook(secret).verify(content, headers)["data"]["id"] == hooked
+
+    # A cancel on B stops the provider call on the worker.
+    stalled = create(api_a, key, "[stall:100] never finished")
+    poll(lambda: read(api_b, key, stalled), lambda t: t["status"] == "processing")
+    canceled = httpx.post(f"{api_b.base_url}/api/v1/tasks/{stalled}/cancel", headers=auth, timeout=30)
+    assert canceled.status_code == 200 and canceled.json()["status"] == "canceled", canceled.text
+    after = create(api_a, key, "after the cancel")  # the worker's only slot is free again at once
+    assert poll(lambda: read(api_b, key, after), terminal, timeout=30)["status"] == "completed"
+    ended = read(api_a, key, stalled)
+    assert ended["status"] == "canceled" and ended["billing"]["refund"]["refunded_at"], ended
+    balance = httpx.get(f"{api_a.base_url}/api/v1/me/balance", headers=auth, timeout=30).json()
+    assert balance["held_micro"] == 0, balance
+    check = subprocess.run(
+        [str(IMAGEGATE), "ledger", "check"],
+        env=gateway_env(Path(env["IMAGEGATE_DATA_DIR"]), **env),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert check.returncode == 0 and "ledger clean" in check.stderr, check.stdout + check.stderr
+    hooks.shutdown()
+    hooks.server_close()

@@ -8,6 +8,13 @@ twice is harmless. Workers also run the maintenance the embedded sweeper does, o
 worker, every ``sweep_interval_s``: retention, recovery of tasks whose lease ran out (jobs
 deferred again) and the retry of jobs a killed worker left ``doing`` (procrastinate leaves them
 so until asked).
+
+Webhooks go out from workers too, as procrastinate periodic jobs on the ``maintenance`` queue
+(every worker takes it, whatever its ``--queues``): ``deliver_due`` every ``webhook_poll_s``
+(at least a second: cron's step) and the sweep of old deliveries every ``sweep_interval_s``.
+Procrastinate defers each tick once however many workers run, and a queueing lock keeps at
+most one of each waiting; ``deliver_due`` takes each attempt by a lease, so two runs at once
+never send one twice.
 """
 
 from __future__ import annotations
@@ -27,13 +34,24 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from imagegate.db.models import Task
 from imagegate.gateway import Gateway
 from imagegate.tasks import recovery, runner
+from imagegate.webhooks import delivery as webhooks
 
 log = logging.getLogger("imagegate.queue")
 
 RUN_TASK = "imagegate.run_task"
+DELIVER_WEBHOOKS = "imagegate.deliver_webhooks"
+SWEEP_WEBHOOKS = "imagegate.sweep_webhooks"
+MAINTENANCE = "maintenance"  # the queue of the periodic jobs: every worker takes it
 SCHEMA_LOCK = 0x1A6E6A7F  # beside the migrations' lock: one process applies procrastinate's schema
 RETRY_DELAY_S = 1
 STOP_GRACE_S = 5.0  # how long stop() waits for runs to hand their tasks back
+
+
+def every(seconds: float) -> str:
+    """A cron line (procrastinate's, with a sixth column for seconds) firing about that often."""
+    if seconds < 60:
+        return f"* * * * * */{max(1, round(seconds))}"
+    return f"*/{min(59, max(1, round(seconds / 60)))} * * * *"
 
 
 def libpq_url(database_url: str) -> str:
@@ -56,6 +74,13 @@ class JobQueue:
             connector=procrastinate.PsycopgConnector(conninfo=libpq_url(gw.settings.resolved_database_url))
         )
         self.app.task(name=RUN_TASK, pass_context=False)(self._run_task)
+        settings = gw.settings
+        for name, seconds, job in (
+            (DELIVER_WEBHOOKS, settings.webhook_poll_s, self._deliver_webhooks),
+            (SWEEP_WEBHOOKS, settings.sweep_interval_s, self._sweep_webhooks),
+        ):
+            task = self.app.task(name=name, queue=MAINTENANCE, queueing_lock=name, pass_context=False)(job)
+            self.app.periodic(cron=every(seconds))(task)
         self._loops: list[asyncio.Task[None]] = []
         self._running: dict[str, asyncio.Task[bool]] = {}
         gw.defer_in_transaction = self.defer_in
@@ -107,13 +132,20 @@ class JobQueue:
         if retry:  # handed back for a retry
             await self._defer(task_id, RETRY_DELAY_S)
 
+    async def _deliver_webhooks(self, timestamp: int) -> None:
+        while await webhooks.deliver_due(self.gw) >= webhooks.BATCH:
+            pass  # a full batch: more may be due
+
+    async def _sweep_webhooks(self, timestamp: int) -> None:
+        await webhooks.sweep(self.gw)
+
     async def start(self) -> None:
         await self.app.open_async()
         await self._ensure_schema()
         if not self.work:
             return
         lease = self.gw.settings.lease_s
-        only: dict[str, Any] = {"queues": self.queues} if self.queues else {}
+        only: dict[str, Any] = {"queues": [*self.queues, MAINTENANCE]} if self.queues else {}
         self._loops = [
             asyncio.create_task(
                 self.app.run_worker_async(
