@@ -162,6 +162,29 @@ def _() -> Any:
     )
 
 
+@op("images.generate stream=True partial_images=2")
+def _() -> Any:
+    kinds = [
+        e.type for e in client.images.generate(model=LIVE, prompt="a comet", stream=True, partial_images=2)
+    ]
+    check(kinds == ["image_generation.partial_image"] * 2 + ["image_generation.completed"], f"events {kinds}")
+    return {"events": kinds}
+
+
+@op("images.edit stream=True partial_images=1")
+def _() -> Any:
+    events = list(
+        client.images.edit(
+            model=LIVE, image=("in.png", png, "image/png"), prompt="dusk", stream=True, partial_images=1
+        )
+    )
+    kinds = [e.type for e in events]
+    check(kinds == ["image_edit.partial_image", "image_edit.completed"], f"events {kinds}")
+    final = base64.b64decode(events[-1].b64_json)  # type: ignore[union-attr]
+    check(final.startswith(MAGIC["png"]) and events[-1].usage is not None, "a PNG with usage")  # type: ignore[union-attr]
+    return {"events": kinds}
+
+
 @op("retired cells")
 def _() -> Any:
     seen = {}
@@ -237,6 +260,12 @@ def _() -> Any:
             )
             model = await aio.models.retrieve(LIVE)
         check(image_bytes(generated)[:4] == MAGIC["png"] and image_bytes(edited)[:4] == MAGIC["png"], "PNGs")
+        async with AsyncOpenAI(
+            base_url=f"{CONFIG['base_url']}/v1", api_key=CONFIG["key"], max_retries=0
+        ) as aio:
+            stream = await aio.images.generate(model=LIVE, prompt="a kite", stream=True, partial_images=1)
+            kinds = [event.type async for event in stream]
+        check(kinds == ["image_generation.partial_image", "image_generation.completed"], f"async {kinds}")
         return {"model": model.id}
 
     return asyncio.run(run())

@@ -1,7 +1,7 @@
 """The official ``openai`` package, newest release, from its own venv against the gateway.
 
 Driven by ``openai_client_driver.py``: every Images and Models operation, every output format
-generated and edited, the retired model's size cells after its shutdown date, and each error
+generated and edited, streamed with partial images (sync and async), the retired model's size cells after its shutdown date, and each error
 class the gateway can cause. The venv is built once and cached under ``.venv-sdks/``.
 """
 
@@ -123,4 +123,4 @@ def test_openai_package(openai_python: Path, retired_day_gateway: Gateway) -> No
     sys.stderr.write(f"\nopenai {report['version']}\n{table}\n")
     failed = {op: r.get("trace", r["seen"]) for op, r in results.items() if not r["ok"]}
     assert not failed, "\n".join(f"{op}:\n{trace}" for op, trace in failed.items())
-    assert len(results) == 26, sorted(results)
+    assert len(results) == 28, sorted(results)
