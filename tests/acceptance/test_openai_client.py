@@ -8,12 +8,10 @@ class the gateway can cause. The venv is built once and cached under ``.venv-sdk
 from __future__ import annotations
 
 import base64
-import hashlib
 import io
 import json
 import subprocess
 import sys
-import venv
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,6 +21,7 @@ import pytest
 from PIL import Image
 
 from imagegate.clock import ManualClock
+from tests.acceptance.client_venvs import client_python
 from tests.conftest import Gateway, png_bytes, start_gateway
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,22 +34,7 @@ POOR_CREATES_PER_MINUTE = 2
 
 @pytest.fixture(scope="session")
 def openai_python() -> Path:
-    digest = hashlib.sha256("\n".join(PACKAGES).encode()).hexdigest()[:12]
-    home = ROOT / ".venv-sdks" / f"openai-{digest}"
-    python = home / "bin" / "python"
-    if (home / ".installed").exists():
-        return python
-    venv.EnvBuilder(with_pip=True, clear=True).create(home)
-    pip = subprocess.run(
-        [str(python), "-m", "pip", "install", "--disable-pip-version-check", "-q", "--upgrade", *PACKAGES],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    if pip.returncode != 0:
-        pytest.fail(f"openai could not be installed from the package index:\n{pip.stdout}\n{pip.stderr}")
-    (home / ".installed").write_text("\n".join(PACKAGES) + "\n")
-    return python
+    return client_python("openai", PACKAGES, upgrade=True)
 
 
 @pytest.fixture(scope="module")

@@ -9,11 +9,9 @@ the test loudly: nothing here is skipped.
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import subprocess
 import sys
-import venv
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.acceptance.client_venvs import client_python
 from tests.conftest import ADMIN_TOKEN, Gateway, ImageHost, png_bytes, start_gateway
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -61,27 +60,7 @@ POOR_CREATES_PER_MINUTE = 3
 @pytest.fixture(scope="session")
 def sdk_python() -> Path:
     """The interpreter of a venv holding the RunAPI SDKs, built on first use and then reused."""
-    digest = hashlib.sha256("\n".join(SDK_PACKAGES).encode()).hexdigest()[:12]
-    home = ROOT / ".venv-sdks" / digest
-    python = home / "bin" / "python"
-    ready = home / ".installed"
-    if ready.exists():
-        return python
-    venv.EnvBuilder(with_pip=True, clear=True).create(home)
-    pip = subprocess.run(
-        [str(python), "-m", "pip", "install", "--disable-pip-version-check", "-q", *SDK_PACKAGES],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    if pip.returncode != 0:
-        pytest.fail(
-            "RunAPI's SDK packages could not be installed from the package index "
-            f"({', '.join(SDK_PACKAGES)}):\n{pip.stdout}\n{pip.stderr}",
-            pytrace=False,
-        )
-    ready.write_text("\n".join(SDK_PACKAGES) + "\n")
-    return python
+    return client_python("runapi", SDK_PACKAGES)
 
 
 @pytest.fixture(scope="module")

@@ -100,3 +100,27 @@ class Bus(Protocol):
 
 
 __all__ = ["Bus", "BusClosed", "Event", "EventKind", "Subscription"]
+
+
+class CancelHandlers:
+    """This process's runs that can be told to stop, by task: each bus keeps one."""
+
+    def __init__(self) -> None:
+        self._stops: dict[str, list[Callable[[], None]]] = {}
+
+    def stop(self, task_id: str) -> None:
+        for stop in list(self._stops.get(task_id, ())):
+            stop()
+
+    def add(self, task_id: str, stop: Callable[[], None]) -> Callable[[], None]:
+        """Register ``stop`` for the task; the function returned takes it off again."""
+        self._stops.setdefault(task_id, []).append(stop)
+
+        def off() -> None:
+            stops = self._stops.get(task_id)
+            if stops is not None and stop in stops:
+                stops.remove(stop)
+                if not stops:
+                    del self._stops[task_id]
+
+        return off

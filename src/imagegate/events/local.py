@@ -23,7 +23,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-from imagegate.events.base import BusClosed, Event, EventKind
+from imagegate.events.base import BusClosed, CancelHandlers, Event, EventKind
 
 HISTORY = 128  # events held per task; past it the oldest progress (superseded by later ones) goes
 KEEP_ENDED_S = 300.0  # an ended task's history serves late reconnects this long
@@ -132,7 +132,7 @@ class LocalBus:
         self._now = now
         self._last_id = _floor() if id_floor is None else id_floor  # the newest id given
         self._topics: OrderedDict[str, _Topic] = OrderedDict()  # least recently active first
-        self._cancels: dict[str, list[Callable[[], None]]] = {}
+        self._cancels = CancelHandlers()
         self._closed = False
 
     @property
@@ -194,20 +194,10 @@ class LocalBus:
                 del self._topics[task_id]  # made only for this listener: nothing to keep
 
     async def request_cancel(self, task_id: str) -> None:
-        for stop in list(self._cancels.get(task_id, ())):
-            stop()
+        self._cancels.stop(task_id)
 
     def on_cancel(self, task_id: str, stop: Callable[[], None]) -> Callable[[], None]:
-        self._cancels.setdefault(task_id, []).append(stop)
-
-        def off() -> None:
-            stops = self._cancels.get(task_id)
-            if stops is not None and stop in stops:
-                stops.remove(stop)
-                if not stops:
-                    del self._cancels[task_id]
-
-        return off
+        return self._cancels.add(task_id, stop)
 
     def close(self) -> None:
         self._closed = True

@@ -32,7 +32,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-from imagegate.events.base import BusClosed, Event, EventKind
+from imagegate.events.base import BusClosed, CancelHandlers, Event, EventKind
 
 log = logging.getLogger("imagegate.events")
 
@@ -171,7 +171,7 @@ class RedisBus:
         self._confirmed: dict[str, asyncio.Future[None]] = {}
         self._listening: asyncio.Future[None] | None = None  # the events channel, once asked for
         self._subscriptions: dict[str, set[RedisSubscription]] = {}
-        self._cancels: dict[str, list[Callable[[], None]]] = {}
+        self._cancels = CancelHandlers()
         self._closed = False
 
     @classmethod
@@ -286,20 +286,10 @@ class RedisBus:
             log.warning("redis bus: could not send the cancel of task %s (%s)", task_id, type(exc).__name__)
 
     def _stop(self, task_id: str) -> None:
-        for stop in list(self._cancels.get(task_id, ())):
-            stop()
+        self._cancels.stop(task_id)
 
     def on_cancel(self, task_id: str, stop: Callable[[], None]) -> Callable[[], None]:
-        self._cancels.setdefault(task_id, []).append(stop)
-
-        def off() -> None:
-            stops = self._cancels.get(task_id)
-            if stops is not None and stop in stops:
-                stops.remove(stop)
-                if not stops:
-                    del self._cancels[task_id]
-
-        return off
+        return self._cancels.add(task_id, stop)
 
     def close(self) -> None:
         self._closed = True

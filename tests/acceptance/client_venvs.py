@@ -1,0 +1,39 @@
+"""Virtual environments for clients nobody here wrote (RunAPI's SDKs, the ``openai`` package):
+built once from the package index under ``.venv-sdks/`` and reused; a package that cannot be
+installed fails the test loudly, nothing is skipped."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import venv
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def client_python(name: str, packages: tuple[str, ...], *, upgrade: bool = False) -> Path:
+    """The interpreter of a venv holding ``packages`` (named by them, so a new pin builds anew)."""
+    digest = hashlib.sha256("\n".join(packages).encode()).hexdigest()[:12]
+    home = ROOT / ".venv-sdks" / f"{name}-{digest}"
+    python = home / "bin" / "python"
+    ready = home / ".installed"
+    if ready.exists():
+        return python
+    venv.EnvBuilder(with_pip=True, clear=True).create(home)
+    command = [str(python), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
+    pip = subprocess.run(
+        [*command, *(["--upgrade"] if upgrade else []), *packages],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    if pip.returncode != 0:
+        pytest.fail(
+            f"{', '.join(packages)} could not be installed from the package index:\n{pip.stdout}\n{pip.stderr}",
+            pytrace=False,
+        )
+    ready.write_text("\n".join(packages) + "\n")
+    return python
