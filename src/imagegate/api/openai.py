@@ -176,7 +176,8 @@ async def _respond(gw: Gateway, task: Task, sub: Submission, base: str, response
         if response_format == "url":
             data.append(ImageData(url=image_url(gw, base, task, image["key"])))
         elif (b64 := relayed.get(image["key"])) is not None:
-            encoded.append(b64.encode("ascii"))  # validated when the worker decoded it
+            # validated when the worker decoded it; ASCII bytes already when cut from the answer
+            encoded.append(b64 if isinstance(b64, bytes) else b64.encode("ascii"))
             data.append(ImageData(b64_json=_slot(nonce, index)))
         else:
             raw = await gw.storage.get(image["key"])
