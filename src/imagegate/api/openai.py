@@ -170,14 +170,14 @@ async def _respond(gw: Gateway, task: Task, sub: Submission, base: str, response
     if task.status != TaskStatus.COMPLETED:
         raise _failure(task)
     data: list[ImageData] = []
-    encoded: list[bytes] = []
+    encoded: list[bytes | memoryview] = []
     nonce = secrets.token_hex(8)
     for index, image in enumerate(task.images):
         if response_format == "url":
             data.append(ImageData(url=image_url(gw, base, task, image["key"])))
         elif (b64 := relayed.get(image["key"])) is not None:
             # validated when the worker decoded it; ASCII bytes already when cut from the answer
-            encoded.append(b64 if isinstance(b64, bytes) else b64.encode("ascii"))
+            encoded.append(b64.encode("ascii") if isinstance(b64, str) else b64)
             data.append(ImageData(b64_json=_slot(nonce, index)))
         else:
             raw = await gw.storage.get(image["key"])
