@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import httpcore2
+import httpx2
 import openai
 import orjson
 import pybase64
@@ -211,9 +212,12 @@ class OpenAIProvider:
         if not params.get("stream"):
             # The SDK sends the call and maps its errors; the megabytes of the answer are parsed
             # by orjson straight from the bytes, without the SDK's json + pydantic models.
-            raw = images.with_raw_response
-            response = await (raw.edit if request.action is Action.EDIT else raw.generate)(**params)
-            body, strings = _cut_images(response.content)
+            if request.action is Action.EDIT:
+                content = (await images.with_raw_response.edit(**params)).content
+            else:  # images.generate's own post, less its TypedDict walk (~0.4 ms): plain JSON values
+                answer = await self._client.post("/images/generations", body=params, cast_to=httpx2.Response)
+                content = answer.content
+            body, strings = _cut_images(content)
             data = body.get("data") if isinstance(body, dict) else None
             if not isinstance(data, list) or len(data) != request.n:
                 raise ProviderError("the upstream answered without the images asked for", retryable=True)
