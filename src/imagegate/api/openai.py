@@ -16,6 +16,7 @@ import pybase64
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from sse_starlette import EventSourceResponse
+from starlette.types import Receive, Scope, Send
 
 from imagegate.api import openai_stream
 from imagegate.api.deps import BaseUrlDep, CreatorDep, GatewayDep, json_body, rate_headers
@@ -211,10 +212,29 @@ async def _respond(gw: Gateway, task: Task, sub: Submission, base: str, response
         return model_response(body, task_headers(gw, task, base), exclude_unset=True)
     # Megabytes of base64 are spliced into the serialized small body rather than escaped and
     # copied by the JSON encoder (base64's alphabet needs no escaping in a JSON string).
-    content = body.model_dump_json(by_alias=True, exclude_unset=True).encode()
+    # The parts go out one after the other, so the megabytes are never joined into one copy.
+    parts: list[bytes | memoryview] = []
+    rest = body.model_dump_json(by_alias=True, exclude_unset=True).encode()
     for index, chunk in enumerate(encoded):
-        content = content.replace(_slot(nonce, index).encode(), chunk, 1)
-    return Response(content, media_type="application/json", headers=task_headers(gw, task, base))
+        before, _, rest = rest.partition(_slot(nonce, index).encode())
+        parts += [before, chunk]
+    return _Parts([*parts, rest], headers=task_headers(gw, task, base))
+
+
+class _Parts(Response):
+    """A JSON body sent as consecutive parts; its length is theirs together."""
+
+    media_type = "application/json"
+
+    def __init__(self, parts: list[bytes | memoryview], headers: dict[str, str]) -> None:
+        super().__init__(headers={**headers, "content-length": str(sum(map(len, parts)))})
+        self.parts = parts
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+        last = len(self.parts) - 1
+        for index, part in enumerate(self.parts):
+            await send({"type": "http.response.body", "body": part, "more_body": index < last})
 
 
 def _slot(nonce: str, index: int) -> str:
