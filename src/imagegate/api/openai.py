@@ -16,6 +16,7 @@ import pybase64
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from sse_starlette import EventSourceResponse
+from starlette.types import Receive, Scope, Send
 
 from imagegate.api import openai_stream
 from imagegate.api.deps import BaseUrlDep, CreatorDep, GatewayDep, json_body, rate_headers
@@ -170,13 +171,14 @@ async def _respond(gw: Gateway, task: Task, sub: Submission, base: str, response
     if task.status != TaskStatus.COMPLETED:
         raise _failure(task)
     data: list[ImageData] = []
-    encoded: list[bytes] = []
+    encoded: list[bytes | memoryview] = []
     nonce = secrets.token_hex(8)
     for index, image in enumerate(task.images):
         if response_format == "url":
             data.append(ImageData(url=image_url(gw, base, task, image["key"])))
         elif (b64 := relayed.get(image["key"])) is not None:
-            encoded.append(b64.encode("ascii"))  # validated when the worker decoded it
+            # validated when the worker decoded it; ASCII bytes already when cut from the answer
+            encoded.append(b64.encode("ascii") if isinstance(b64, str) else b64)
             data.append(ImageData(b64_json=_slot(nonce, index)))
         else:
             raw = await gw.storage.get(image["key"])
@@ -210,10 +212,29 @@ async def _respond(gw: Gateway, task: Task, sub: Submission, base: str, response
         return model_response(body, task_headers(gw, task, base), exclude_unset=True)
     # Megabytes of base64 are spliced into the serialized small body rather than escaped and
     # copied by the JSON encoder (base64's alphabet needs no escaping in a JSON string).
-    content = body.model_dump_json(by_alias=True, exclude_unset=True).encode()
+    # The parts go out one after the other, so the megabytes are never joined into one copy.
+    parts: list[bytes | memoryview] = []
+    rest = body.model_dump_json(by_alias=True, exclude_unset=True).encode()
     for index, chunk in enumerate(encoded):
-        content = content.replace(_slot(nonce, index).encode(), chunk, 1)
-    return Response(content, media_type="application/json", headers=task_headers(gw, task, base))
+        before, _, rest = rest.partition(_slot(nonce, index).encode())
+        parts += [before, chunk]
+    return _Parts([*parts, rest], headers=task_headers(gw, task, base))
+
+
+class _Parts(Response):
+    """A JSON body sent as consecutive parts; its length is theirs together."""
+
+    media_type = "application/json"
+
+    def __init__(self, parts: list[bytes | memoryview], headers: dict[str, str]) -> None:
+        super().__init__(headers={**headers, "content-length": str(sum(map(len, parts)))})
+        self.parts = parts
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+        last = len(self.parts) - 1
+        for index, part in enumerate(self.parts):
+            await send({"type": "http.response.body", "body": part, "more_body": index < last})
 
 
 def _slot(nonce: str, index: int) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fractions import Fraction
+from functools import lru_cache
 from typing import Any
 
 from imagegate.catalog.openai_surface import check_quality
@@ -20,10 +20,11 @@ def _parse_size(size: str) -> tuple[int, int]:
     return width, height
 
 
-def _nearest_aspect(width: int, height: int, choices: list[str]) -> str:
+@lru_cache(maxsize=1024)  # a handful of sizes per model, asked on every OpenAI-face call
+def _nearest_aspect(width: int, height: int, choices: tuple[str, ...]) -> str:
     target = width / height
     ratios = [c for c in choices if c != "auto"]
-    return min(ratios, key=lambda c: abs(float(Fraction(*map(int, c.split(":")))) - target))
+    return min(ratios, key=lambda c: abs(int(c.split(":")[0]) / int(c.split(":")[1]) - target))
 
 
 def map_request(
@@ -63,7 +64,7 @@ def map_request(
         if render.max_pixels and width * height > render.max_pixels:
             raise ValidationError(f"size: at most {render.max_pixels} pixels", param="size")
         choices = aspect_spec.enum if aspect_spec and aspect_spec.enum else ["1:1"]
-        params[render.aspect_field] = _nearest_aspect(width, height, choices)
+        params[render.aspect_field] = _nearest_aspect(width, height, tuple(choices))
         long_edge = max(width, height)
         tiers = sorted(render.long_edge.items(), key=lambda item: item[1])
         params[render.resolution_field] = next((k for k, edge in tiers if long_edge <= edge), tiers[-1][0])

@@ -67,8 +67,9 @@ class GeneratedImage:
     width: int
     height: int
     # The upstream's own base64 of ``data``, when it sent one: relayed as is to a client that
-    # wants base64, so the bytes are never encoded again.
-    b64: str | None = field(default=None, repr=False, compare=False)
+    # wants base64, so the bytes are never encoded again (ASCII bytes, or a view of the answer
+    # they were cut from, for a plain answer).
+    b64: str | bytes | memoryview | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ MAX_CHARS = 128 * 1024 * 1024  # ~50 answers of 2 MB waiting at once; older ones
 class B64Relay:
     def __init__(self, max_chars: int = MAX_CHARS) -> None:
         self.max_chars = max_chars
-        self._entries: OrderedDict[str, dict[str, str]] = OrderedDict()
+        self._entries: OrderedDict[str, dict[str, str | bytes | memoryview]] = OrderedDict()
         self._chars = 0
 
     def keep(self, task_id: str, stored: Sequence[dict[str, Any]], images: Sequence[GeneratedImage]) -> None:
@@ -39,7 +39,7 @@ class B64Relay:
             _, evicted = self._entries.popitem(last=False)
             self._chars -= sum(map(len, evicted.values()))
 
-    def take(self, task_id: str) -> dict[str, str]:
+    def take(self, task_id: str) -> dict[str, str | bytes | memoryview]:
         """The stored key -> base64 of the task's images, once; empty when there is none."""
         entry = self._entries.pop(task_id, None)
         if entry is None:
