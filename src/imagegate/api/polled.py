@@ -1,4 +1,5 @@
-"""The poll, answered before FastAPI: ``GET /api/v1/tasks/{id}`` in its plain form.
+"""The poll and the create, answered before FastAPI: ``GET /api/v1/tasks/{id}`` and
+``POST /api/v1/{service}/text_to_image`` in their plain forms.
 
 Pollers call this route more than all the others together, and FastAPI's routing, dependency
 solving and middleware (its own error, telemetry and body-limit layers included) cost several
@@ -11,6 +12,10 @@ The plain form: GET, exactly ``/api/v1/tasks/<id>``, no query string (no ``?wait
 ``If-None-Match``, and a key the principal cache already holds. Whatever is decided before
 the rate-limit hit falls through, so FastAPI never counts a request twice; after the hit this
 layer answers everything itself, errors included, in the usual envelope.
+
+The plain create: POST, exactly ``/api/v1/<service>/text_to_image``, no query string. The
+route's own function runs every check (it takes no FastAPI-solved parameter but its two
+headers, read here the same way), so this layer only saves FastAPI's routing and middleware.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from imagegate.errors import GatewayError
 from imagegate.gateway import Gateway
 
 _PATH = re.compile(r"^/api/v1/tasks/([^/]+)$")
+_CREATE = re.compile(r"^/api/v1/([^/]+)/text_to_image$")
 _CLAIMED = "imagegate.polled"  # scope key: (gateway, principal, task id) of a claimed poll
 
 
@@ -36,15 +42,14 @@ class PolledTask:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
         self.answer = RequestIdMiddleware(self._answer)
+        self.create = RequestIdMiddleware(self._create)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        plain = (
-            scope["type"] == "http"
-            and scope["method"] == "GET"
-            and not scope.get("query_string")
-            and not scope.get("root_path")
-        )
-        match = _PATH.match(scope["path"]) if plain else None
+        plain = scope["type"] == "http" and not scope.get("query_string") and not scope.get("root_path")
+        if plain and scope["method"] == "POST" and _CREATE.match(scope["path"]):
+            await self.create(scope, receive, send)
+            return
+        match = _PATH.match(scope["path"]) if plain and scope["method"] == "GET" else None
         if match is None:
             await self.app(scope, receive, send)
             return
@@ -79,6 +84,27 @@ class PolledTask:
                 await deps.check_rate(request, gw, who, create=False)
             base = await deps.base_url(request)
             response = await runapi.read_task(request, gw, who, base, task_id)
+        except GatewayError as exc:
+            response = error_response(exc)
+            for name, value in deps.rate_headers(request).items():
+                response.headers.setdefault(name, value)
+        await response(scope, receive, send)
+
+    @staticmethod
+    async def _create(scope: Scope, receive: Receive, send: Send) -> None:
+        """The hot create (``runapi.text_to_image``, which runs every check itself: key, rate
+        limit, body, validation, idempotency, billing), without FastAPI's routing."""
+        match = _CREATE.match(scope["path"])
+        assert match is not None
+        request = Request(scope, receive)
+        response: Response
+        try:
+            response = await runapi.text_to_image(
+                request,
+                match.group(1),
+                request.headers.get("x-client-request-id"),
+                request.headers.get("idempotency-key"),
+            )
         except GatewayError as exc:
             response = error_response(exc)
             for name, value in deps.rate_headers(request).items():
