@@ -45,6 +45,11 @@ async def read_for_account(db: Database, account_id: str, task_id: str) -> Task:
     row = await db.read_one(_BY_ID, {"task_id": task_id})
     if row is None or row["account_id"] != account_id:
         raise NotFoundError(f"No task {task_id!r}.", param="id")
+    return _detached(row)
+
+
+def _detached(row: dict[str, Any]) -> Task:
+    """A row of the tasks table as a detached Task (no identity map, no unit of work)."""
     if not _CONFIGURED:  # attributes of an instance made outside any session need the mapping done
         _configure()
     task: Task = _NEW_TASK()  # the mapped class without its __init__: a plain detached instance
@@ -73,29 +78,34 @@ async def list_for_account(
     return rows[:limit], len(rows) > limit
 
 
+# The claim, built once (a statement built per call costs more than running it): Core, so no
+# ORM bulk-update layers; its row becomes a detached Task as the reads' rows do.
+_CLAIM = (
+    update(_TASKS)
+    .where(
+        _TASKS.c.id == bindparam("task_id"),
+        or_(
+            _TASKS.c.status == TaskStatus.PENDING,
+            and_(_TASKS.c.status == TaskStatus.PROCESSING, _TASKS.c.lease_until < bindparam("now")),
+        ),
+    )
+    .values(
+        status=TaskStatus.PROCESSING,
+        attempts=_TASKS.c.attempts + 1,
+        lease_until=bindparam("until"),
+        started_at=func.coalesce(_TASKS.c.started_at, bindparam("now")),
+    )
+    .returning(*_TASKS.c)
+)
+
+
 async def claim(session: AsyncSession, task_id: str, now: datetime, lease: timedelta) -> Task | None:
     """Take a pending task, or one whose worker's lease ran out, and read it in the same
     statement: its ``attempts`` is this worker's attempt number (the fence every later write
     of the run checks). None when another worker has it."""
-    claimed = await session.scalars(
-        update(Task)
-        .where(
-            Task.id == task_id,
-            or_(
-                Task.status == TaskStatus.PENDING,
-                and_(Task.status == TaskStatus.PROCESSING, Task.lease_until < now),
-            ),
-        )
-        .values(
-            status=TaskStatus.PROCESSING,
-            attempts=Task.attempts + 1,
-            lease_until=now + lease,
-            started_at=func.coalesce(Task.started_at, now),
-        )
-        .returning(Task)
-        .execution_options(synchronize_session=False, populate_existing=True)
-    )
-    return claimed.first()
+    result = await session.execute(_CLAIM, {"task_id": task_id, "now": now, "until": now + lease})
+    row = result.mappings().first()
+    return _detached(dict(row)) if row is not None else None
 
 
 def _held_by(task_id: str, attempt: int) -> Any:
