@@ -165,21 +165,45 @@ async def end(
     """Move an active task to a terminal status and read it in the same statement; None if it
     had already ended or the fence (the caller's account, the worker's attempt, an expired
     lease) does not match."""
-    conditions = [Task.id == task_id, Task.status.in_(ACTIVE)]
-    if account_id is not None:
-        conditions.append(Task.account_id == account_id)
-    if attempt is not None:
-        conditions += [Task.status == TaskStatus.PROCESSING, Task.attempts == attempt]
-    if lease_expired_at is not None:
-        conditions += [Task.status == TaskStatus.PROCESSING, Task.lease_until < lease_expired_at]
-    ended = await session.scalars(
-        update(Task)
-        .where(*conditions)
-        .values(status=status, lease_until=None, **values)
-        .returning(Task)
-        .execution_options(synchronize_session=False, populate_existing=True)
+    statement = _end_statement(
+        account_id is not None, attempt is not None, lease_expired_at is not None, values
     )
-    return ended.first()
+    # Bind names that are no column's: Core would take such a key as one more column to SET.
+    params = {f"v_{name}": value for name, value in values.items()}
+    params.update(task_id=task_id, status=status)
+    fences = {"fence_account": account_id, "fence_attempt": attempt, "fence_expired": lease_expired_at}
+    params.update((name, value) for name, value in fences.items() if value is not None)
+    row = (await session.execute(statement, params)).mappings().first()
+    return _detached(dict(row)) if row is not None else None
+
+
+# The end's statements, one per shape (which fences, which columns), each built once: Core,
+# without the ORM bulk-update layers, their rows read into detached Tasks as the claim's are.
+_ENDS: dict[tuple[bool, bool, bool, frozenset[str]], Any] = {}
+
+
+def _end_statement(by_account: bool, by_attempt: bool, by_lease: bool, values: dict[str, Any]) -> Any:
+    shape = (by_account, by_attempt, by_lease, frozenset(values))
+    statement = _ENDS.get(shape)
+    if statement is not None:
+        return statement
+    c = _TASKS.c
+    conditions = [c.id == bindparam("task_id"), c.status.in_(list(ACTIVE))]
+    if by_account:
+        conditions.append(c.account_id == bindparam("fence_account"))
+    if by_attempt:
+        conditions += [c.status == TaskStatus.PROCESSING, c.attempts == bindparam("fence_attempt")]
+    if by_lease:
+        conditions += [c.status == TaskStatus.PROCESSING, c.lease_until < bindparam("fence_expired")]
+    written = {name: bindparam(f"v_{name}", type_=c[name].type) for name in sorted(values)}
+    statement = (
+        update(_TASKS)
+        .where(*conditions)
+        .values(status=bindparam("status"), lease_until=None, **written)
+        .returning(*c)
+    )
+    _ENDS[shape] = statement
+    return statement
 
 
 def active_of(account_id: str | ColumnElement[str]) -> ScalarSelect[int]:
