@@ -225,3 +225,14 @@ def test_the_front_create_answers_as_the_route_does(instant: tuple[Gateway, Stat
         assert front_code == client.post(T2I_URL + "?via=fastapi", **request).json()["error"]["code"]
     unknown = user.post("/api/v1/no_such_service/text_to_image", json=T2I_15)
     assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "not_found"
+
+
+def test_the_base_url_follows_each_request_host(instant: tuple[Gateway, Statements]) -> None:
+    """Base URLs are kept by what they are made of: a second Host gets its own."""
+    gw, _ = instant
+    user = gw.user()
+    task_id = user.post(T2I_URL, json=T2I_15).json()["id"]
+    gw.drain()
+    for host in ("one.test", "two.test:8080", "one.test"):
+        view = user.get(f"/api/v1/tasks/{task_id}", headers={"Host": host}).json()
+        assert view["images"] and view["images"][0]["url"].startswith(f"http://{host}/"), view["images"]
