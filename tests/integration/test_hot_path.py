@@ -197,3 +197,42 @@ def test_the_plain_poll_is_rate_limited_like_the_route(tmp_path: Path) -> None:
         assert refused.headers["x-request-id"].startswith("req_")
     finally:
         gw.close()
+
+
+def test_the_front_create_answers_as_the_route_does(instant: tuple[Gateway, Statements]) -> None:
+    """api/polled.py serves the plain create; with a query string it goes through FastAPI."""
+    gw, _ = instant
+    user = gw.user()
+    front, routed = user.post(T2I_URL, json=T2I_15), user.post(T2I_URL + "?via=fastapi", json=T2I_15)
+    assert front.status_code == routed.status_code
+    assert front.json().keys() == routed.json().keys()
+    skip = {"x-request-id", "date", "x-ratelimit-remaining", "x-imagegate-task-id", "x-runapi-task-id"}
+    assert {k for k in front.headers if k not in skip} == {k for k in routed.headers if k not in skip}
+    assert front.headers["x-request-id"].startswith("req_")
+    cases: list[tuple[Any, dict[str, Any]]] = [
+        (user, {"content": b"{not json", "headers": {"Content-Type": "application/json"}}),
+        (user, {"json": {**T2I_15, "quality": "ultra"}}),
+        (user, {"json": T2I_15, "headers": {"X-Client-Request-Id": "x" * 600}}),
+        (gw.client("ig_not_a_key"), {"json": T2I_15}),
+    ]
+    for client, request in cases:
+        for url in (T2I_URL, T2I_URL + "?via=fastapi"):
+            answer = client.post(url, **request)
+            assert 400 <= answer.status_code < 500, answer.text
+            assert answer.json()["error"]["code"], answer.text
+            assert answer.headers["x-request-id"].startswith("req_")
+        front_code = client.post(T2I_URL, **request).json()["error"]["code"]
+        assert front_code == client.post(T2I_URL + "?via=fastapi", **request).json()["error"]["code"]
+    unknown = user.post("/api/v1/no_such_service/text_to_image", json=T2I_15)
+    assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "not_found"
+
+
+def test_the_base_url_follows_each_request_host(instant: tuple[Gateway, Statements]) -> None:
+    """Base URLs are kept by what they are made of: a second Host gets its own."""
+    gw, _ = instant
+    user = gw.user()
+    task_id = user.post(T2I_URL, json=T2I_15).json()["id"]
+    gw.drain()
+    for host in ("one.test", "two.test:8080", "one.test"):
+        view = user.get(f"/api/v1/tasks/{task_id}", headers={"Host": host}).json()
+        assert view["images"] and view["images"][0]["url"].startswith(f"http://{host}/"), view["images"]

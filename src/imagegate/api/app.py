@@ -10,6 +10,7 @@ from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
+from starlette.types import Receive, Scope, Send
 
 from imagegate import __version__
 from imagegate.api import (
@@ -33,6 +34,18 @@ from imagegate.clock import SYSTEM_CLOCK, Clock
 from imagegate.gateway import Gateway
 from imagegate.queue import LocalQueue, Queue
 from imagegate.settings import Settings
+
+
+class GatewayApp(FastAPI):
+    """FastAPI with the plain poll answered in front of its whole stack (api/polled.py)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._front = PolledTask(super().__call__)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        scope["app"] = self  # as Starlette does: request.app is this app on the fast path too
+        await self._front(scope, receive, send)
 
 
 def create_app(
@@ -61,14 +74,13 @@ def create_app(
             await queue.stop()
             await gw.close()
 
-    app = FastAPI(
+    app = GatewayApp(
         title="imagegate",
         version=__version__,
         summary="Self-hostable image-generation API gateway.",
         lifespan=lifespan,
     )
     errors.install(app)
-    app.add_middleware(PolledTask)  # inside the request id (middleware added last is outermost)
     app.add_middleware(errors.RequestIdMiddleware)
 
     @app.get("/healthz", tags=["ops"])

@@ -30,11 +30,25 @@ async def gateway(request: Request) -> Gateway:  # async: a sync dependency cost
 GatewayDep = Annotated[Gateway, Depends(gateway)]
 
 
+# Base URLs by what they are made of: Starlette builds one per request through URL parsing,
+# a cost the poll feels. Bounded: the Host header is the client's to choose.
+_BASES: dict[tuple[Any, ...], str] = {}
+MAX_BASES = 256
+
+
 async def base_url(request: Request) -> str:
     gw: Gateway = request.app.state.gateway
     if gw.settings.public_url:
         return gw.settings.public_url.rstrip("/")
-    return str(request.base_url).rstrip("/")
+    scope = request.scope
+    host = next((value for name, value in scope["headers"] if name == b"host"), None)
+    key = (scope.get("scheme"), host, scope.get("server"), scope.get("root_path"))
+    found = _BASES.get(key)
+    if found is None:
+        if len(_BASES) >= MAX_BASES:
+            _BASES.clear()
+        found = _BASES[key] = str(request.base_url).rstrip("/")
+    return found
 
 
 BaseUrlDep = Annotated[str, Depends(base_url)]

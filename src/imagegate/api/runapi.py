@@ -71,9 +71,16 @@ def check_client_request_id(value: str | None) -> str | None:
 
 
 def _answer(
-    request: Request, gw: Gateway, task: Task, base: str, body: BaseModel, *, exclude_unset: bool = False
+    request: Request,
+    gw: Gateway,
+    task: Task,
+    base: str,
+    body: BaseModel,
+    *,
+    exclude_unset: bool = False,
+    extra: dict[str, str] | None = None,
 ) -> Response:
-    headers = {**rate_headers(request), **task_headers(gw, task, base)}
+    headers = {**rate_headers(request), **task_headers(gw, task, base), **(extra or {})}
     return model_response(body, headers, exclude_unset=exclude_unset)
 
 
@@ -227,9 +234,8 @@ async def _read(
     if if_none_match(request.headers.get("if-none-match"), extra["ETag"]):
         return Response(status_code=304, headers={**rate_headers(request), **extra})
     view = task_view(gw, task, base)
-    response = _answer(request, gw, task, base, view if service_slug is None else as_runapi(view))
-    response.headers.update(extra)
-    return response
+    # The ETag and Retry-After go in with the rest: one header list built, not patched after.
+    return _answer(request, gw, task, base, view if service_slug is None else as_runapi(view), extra=extra)
 
 
 async def read_task(request: Request, gw: Gateway, who: Any, base: str, task_id: str) -> Response:

@@ -52,15 +52,19 @@ class _Prepared:
         columns = statement.selected_columns
         self.keys = [str(column.key) for column in columns]
         self.readers = [column.type._cached_result_processor(dialect, None) for column in columns]
+        # Only the columns whose values need converting are visited per row; the rest go by zip.
+        self.converted = [(k, r) for k, r in zip(self.keys, self.readers, strict=True) if r is not None]
 
     def parameters(self, values: Mapping[str, Any]) -> tuple[Any, ...]:
         return tuple(bind(values[name]) if bind else values[name] for name, bind in self.binders)
 
     def row(self, raw: tuple[Any, ...]) -> dict[str, Any]:
-        return {
-            key: read(value) if read and value is not None else value
-            for key, read, value in zip(self.keys, self.readers, raw, strict=True)
-        }
+        row = dict(zip(self.keys, raw, strict=True))
+        for key, read in self.converted:
+            value = row[key]
+            if value is not None:
+                row[key] = read(value)
+        return row
 
 
 class Database:

@@ -45,6 +45,11 @@ async def read_for_account(db: Database, account_id: str, task_id: str) -> Task:
     row = await db.read_one(_BY_ID, {"task_id": task_id})
     if row is None or row["account_id"] != account_id:
         raise NotFoundError(f"No task {task_id!r}.", param="id")
+    return _detached(row)
+
+
+def _detached(row: dict[str, Any]) -> Task:
+    """A row of the tasks table as a detached Task (no identity map, no unit of work)."""
     if not _CONFIGURED:  # attributes of an instance made outside any session need the mapping done
         _configure()
     task: Task = _NEW_TASK()  # the mapped class without its __init__: a plain detached instance
@@ -73,29 +78,34 @@ async def list_for_account(
     return rows[:limit], len(rows) > limit
 
 
+# The claim, built once (a statement built per call costs more than running it): Core, so no
+# ORM bulk-update layers; its row becomes a detached Task as the reads' rows do.
+_CLAIM = (
+    update(_TASKS)
+    .where(
+        _TASKS.c.id == bindparam("task_id"),
+        or_(
+            _TASKS.c.status == TaskStatus.PENDING,
+            and_(_TASKS.c.status == TaskStatus.PROCESSING, _TASKS.c.lease_until < bindparam("now")),
+        ),
+    )
+    .values(
+        status=TaskStatus.PROCESSING,
+        attempts=_TASKS.c.attempts + 1,
+        lease_until=bindparam("until"),
+        started_at=func.coalesce(_TASKS.c.started_at, bindparam("now")),
+    )
+    .returning(*_TASKS.c)
+)
+
+
 async def claim(session: AsyncSession, task_id: str, now: datetime, lease: timedelta) -> Task | None:
     """Take a pending task, or one whose worker's lease ran out, and read it in the same
     statement: its ``attempts`` is this worker's attempt number (the fence every later write
     of the run checks). None when another worker has it."""
-    claimed = await session.scalars(
-        update(Task)
-        .where(
-            Task.id == task_id,
-            or_(
-                Task.status == TaskStatus.PENDING,
-                and_(Task.status == TaskStatus.PROCESSING, Task.lease_until < now),
-            ),
-        )
-        .values(
-            status=TaskStatus.PROCESSING,
-            attempts=Task.attempts + 1,
-            lease_until=now + lease,
-            started_at=func.coalesce(Task.started_at, now),
-        )
-        .returning(Task)
-        .execution_options(synchronize_session=False, populate_existing=True)
-    )
-    return claimed.first()
+    result = await session.execute(_CLAIM, {"task_id": task_id, "now": now, "until": now + lease})
+    row = result.mappings().first()
+    return _detached(dict(row)) if row is not None else None
 
 
 def _held_by(task_id: str, attempt: int) -> Any:
@@ -155,21 +165,45 @@ async def end(
     """Move an active task to a terminal status and read it in the same statement; None if it
     had already ended or the fence (the caller's account, the worker's attempt, an expired
     lease) does not match."""
-    conditions = [Task.id == task_id, Task.status.in_(ACTIVE)]
-    if account_id is not None:
-        conditions.append(Task.account_id == account_id)
-    if attempt is not None:
-        conditions += [Task.status == TaskStatus.PROCESSING, Task.attempts == attempt]
-    if lease_expired_at is not None:
-        conditions += [Task.status == TaskStatus.PROCESSING, Task.lease_until < lease_expired_at]
-    ended = await session.scalars(
-        update(Task)
-        .where(*conditions)
-        .values(status=status, lease_until=None, **values)
-        .returning(Task)
-        .execution_options(synchronize_session=False, populate_existing=True)
+    statement = _end_statement(
+        account_id is not None, attempt is not None, lease_expired_at is not None, values
     )
-    return ended.first()
+    # Bind names that are no column's: Core would take such a key as one more column to SET.
+    params = {f"v_{name}": value for name, value in values.items()}
+    params.update(task_id=task_id, status=status)
+    fences = {"fence_account": account_id, "fence_attempt": attempt, "fence_expired": lease_expired_at}
+    params.update((name, value) for name, value in fences.items() if value is not None)
+    row = (await session.execute(statement, params)).mappings().first()
+    return _detached(dict(row)) if row is not None else None
+
+
+# The end's statements, one per shape (which fences, which columns), each built once: Core,
+# without the ORM bulk-update layers, their rows read into detached Tasks as the claim's are.
+_ENDS: dict[tuple[bool, bool, bool, frozenset[str]], Any] = {}
+
+
+def _end_statement(by_account: bool, by_attempt: bool, by_lease: bool, values: dict[str, Any]) -> Any:
+    shape = (by_account, by_attempt, by_lease, frozenset(values))
+    statement = _ENDS.get(shape)
+    if statement is not None:
+        return statement
+    c = _TASKS.c
+    conditions = [c.id == bindparam("task_id"), c.status.in_(list(ACTIVE))]
+    if by_account:
+        conditions.append(c.account_id == bindparam("fence_account"))
+    if by_attempt:
+        conditions += [c.status == TaskStatus.PROCESSING, c.attempts == bindparam("fence_attempt")]
+    if by_lease:
+        conditions += [c.status == TaskStatus.PROCESSING, c.lease_until < bindparam("fence_expired")]
+    written = {name: bindparam(f"v_{name}", type_=c[name].type) for name in sorted(values)}
+    statement = (
+        update(_TASKS)
+        .where(*conditions)
+        .values(status=bindparam("status"), lease_until=None, **written)
+        .returning(*c)
+    )
+    _ENDS[shape] = statement
+    return statement
 
 
 def active_of(account_id: str | ColumnElement[str]) -> ScalarSelect[int]:
