@@ -124,3 +124,23 @@ class CancelHandlers:
                     del self._stops[task_id]
 
         return off
+
+
+class UntilTheEnd:
+    """``async for`` over a subscription: every event up to the terminal one (a mixin for the
+    buses' subscriptions, which define ``get``)."""
+
+    _ended = False
+
+    async def get(self, wait_s: float | None = None) -> Event | None:
+        raise NotImplementedError
+
+    async def __aiter__(self) -> AsyncIterator[Event]:
+        while not self._ended:
+            try:
+                event = await self.get()
+            except BusClosed:
+                return
+            assert event is not None
+            self._ended = event.kind.terminal
+            yield event

@@ -23,7 +23,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-from imagegate.events.base import BusClosed, CancelHandlers, Event, EventKind
+from imagegate.events.base import BusClosed, CancelHandlers, Event, EventKind, UntilTheEnd
 
 HISTORY = 128  # events held per task; past it the oldest progress (superseded by later ones) goes
 KEEP_ENDED_S = 300.0  # an ended task's history serves late reconnects this long
@@ -68,7 +68,7 @@ class _Topic:
                 future.set_result(None)
 
 
-class LocalSubscription:
+class LocalSubscription(UntilTheEnd):
     def __init__(self, bus: LocalBus, topic: _Topic, after: int | None) -> None:
         self._bus = bus
         self._topic = topic
@@ -104,16 +104,6 @@ class LocalSubscription:
                 if future in topic.waiters:
                     topic.waiters.remove(future)
                 return None
-
-    async def __aiter__(self) -> AsyncIterator[Event]:
-        while not self._ended:
-            try:
-                event = await self.get()
-            except BusClosed:
-                return
-            assert event is not None
-            self._ended = event.kind.terminal
-            yield event
 
 
 class LocalBus:

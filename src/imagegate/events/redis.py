@@ -32,7 +32,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-from imagegate.events.base import BusClosed, CancelHandlers, Event, EventKind
+from imagegate.events.base import BusClosed, CancelHandlers, Event, EventKind, UntilTheEnd
 
 log = logging.getLogger("imagegate.events")
 
@@ -79,7 +79,7 @@ def _from_entry(task_id: str, entry: Any) -> Event:
     return Event(task_id, _entry_id(entry_id), EventKind(values["k"]), json.loads(values["d"]))
 
 
-class RedisSubscription:
+class RedisSubscription(UntilTheEnd):
     def __init__(self, bus: RedisBus, task_id: str, after: int | None) -> None:
         self._bus = bus
         self.task_id = task_id
@@ -145,16 +145,6 @@ class RedisSubscription:
         self._newest = max(self._newest, *(e.id for e in merged)) if merged else self._newest
         if self._pending:
             self._wake.set()
-
-    async def __aiter__(self) -> AsyncIterator[Event]:
-        while not self._ended:
-            try:
-                event = await self.get()
-            except BusClosed:
-                return
-            assert event is not None
-            self._ended = event.kind.terminal
-            yield event
 
 
 class RedisBus:
