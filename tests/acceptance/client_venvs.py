@@ -37,3 +37,23 @@ def client_python(name: str, packages: tuple[str, ...], *, upgrade: bool = False
         )
     ready.write_text("\n".join(packages) + "\n")
     return python
+
+
+def tiers_with_a_poor_one(creates_per_minute: int) -> list[dict[str, object]]:
+    """A ``free`` tier whose create limit a client's test can reach, and a roomy ``tier2``."""
+    return [
+        {
+            "name": "free",
+            "creates_per_minute": creates_per_minute,
+            "reads_per_minute": 600,
+            "max_concurrent": 2,
+            "paid_spend_threshold_micro": 0,
+        },
+        {
+            "name": "tier2",
+            "creates_per_minute": 6000,
+            "reads_per_minute": 60000,
+            "max_concurrent": 50,
+            "paid_spend_threshold_micro": 10**12,
+        },
+    ]

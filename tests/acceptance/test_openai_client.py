@@ -21,7 +21,7 @@ import pytest
 from PIL import Image
 
 from imagegate.clock import ManualClock
-from tests.acceptance.client_venvs import client_python
+from tests.acceptance.client_venvs import client_python, tiers_with_a_poor_one
 from tests.conftest import Gateway, png_bytes, start_gateway
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,22 +39,7 @@ def openai_python() -> Path:
 
 @pytest.fixture(scope="module")
 def retired_day_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
-    tiers = [
-        {
-            "name": "free",
-            "creates_per_minute": POOR_CREATES_PER_MINUTE,
-            "reads_per_minute": 600,
-            "max_concurrent": 2,
-            "paid_spend_threshold_micro": 0,
-        },
-        {
-            "name": "tier2",
-            "creates_per_minute": 6000,
-            "reads_per_minute": 60000,
-            "max_concurrent": 50,
-            "paid_spend_threshold_micro": 10**12,
-        },
-    ]
+    tiers = tiers_with_a_poor_one(POOR_CREATES_PER_MINUTE)
     gw = start_gateway(
         tmp_path_factory.mktemp("openai-client"),
         clock=ManualClock(AFTER_SHUTDOWN),

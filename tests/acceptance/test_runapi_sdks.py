@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.acceptance.client_venvs import client_python
+from tests.acceptance.client_venvs import client_python, tiers_with_a_poor_one
 from tests.conftest import ADMIN_TOKEN, Gateway, ImageHost, png_bytes, start_gateway
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -66,22 +66,7 @@ def sdk_python() -> Path:
 @pytest.fixture(scope="module")
 def sdk_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     # No free calls, so every completed task carries a real cost; a tier whose limit a test can reach.
-    tiers = [
-        {
-            "name": "free",
-            "creates_per_minute": POOR_CREATES_PER_MINUTE,
-            "reads_per_minute": 600,
-            "max_concurrent": 2,
-            "paid_spend_threshold_micro": 0,
-        },
-        {
-            "name": "tier2",
-            "creates_per_minute": 6000,
-            "reads_per_minute": 60000,
-            "max_concurrent": 50,
-            "paid_spend_threshold_micro": 10**12,
-        },
-    ]
+    tiers = tiers_with_a_poor_one(POOR_CREATES_PER_MINUTE)
     gw = start_gateway(tmp_path_factory.mktemp("sdks"), free_calls_per_variant=0, tiers=tiers)
     yield gw
     gw.close()
