@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# pytest-xdist processes: the suite waits on servers and subprocesses as much as it computes.
+TEST_PROCESSES ?= 3
 
 .PHONY: serve test lint bench clean
 
@@ -21,7 +23,7 @@ test: $(STAMP)
 	$(BIN)/python -m tests.services install
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_PROCESSES) --dist loadgroup
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench

@@ -22,6 +22,7 @@ from PIL import Image
 
 from imagegate.api import create_app
 from imagegate.api.app import GatewayServer
+from imagegate.billing import ledger
 from imagegate.clock import Clock, ManualClock
 from imagegate.gateway import Gateway as Core
 from imagegate.queue import Queue
@@ -42,6 +43,10 @@ ADMIN_TOKEN = "test-admin-token"
 # configuration routes GPT Image to `openai` when they are set); tests that want it set them.
 for _name in ("OPENAI_API_KEY", "OPENAI_BASE_URL"):
     os.environ.pop(_name, None)
+# pytest-xdist gives its processes COLUMNS=80 and LINES=24, and a rich Console made at import
+# would keep them: the CLI tests set the width they want per call.
+for _name in ("COLUMNS", "LINES"):
+    os.environ.pop(_name, None)
 TEST_EPOCH = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
 
@@ -54,13 +59,24 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+INTEGRATION = Path(__file__).parent / "integration"
+
+
+def runs_on_both(definition: pytest.Item | pytest.Function) -> bool:
+    """The integration suite runs on both profiles, as do tests elsewhere marked ``scale``; a module
+    marked ``one_profile`` (with its reason) is about one engine or none and runs once."""
+    if definition.get_closest_marker("one_profile") is not None:
+        return False
+    return definition.path.is_relative_to(INTEGRATION) or definition.get_closest_marker("scale") is not None
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """Tests marked ``scale`` run on both profiles (see tests/profiles.py); the rest on embedded."""
-    if metafunc.definition.get_closest_marker("scale") is None:
+    """See ``runs_on_both`` and tests/profiles.py."""
+    if not runs_on_both(metafunc.definition):
         return
     chosen = metafunc.config.getoption("--profile")
     names = [EMBEDDED, SCALE] if chosen == "both" else [chosen]
-    # Embedded is the parameter None: the same cached profile as the tests that are not marked.
+    # Embedded is the parameter None: the same cached profile as the tests that run once.
     values = [None if name == EMBEDDED else name for name in names]
     metafunc.parametrize("profile", values, ids=names, indirect=True, scope="session")
 
@@ -70,13 +86,18 @@ def _profile_of(item: pytest.Item) -> str:
     return SCALE if callspec is not None and callspec.params.get("profile") == SCALE else EMBEDDED
 
 
+def pytest_itemcollected(item: pytest.Item) -> None:
+    """Under pytest-xdist's ``--dist loadgroup`` (``make test``), a module's tests on one profile
+    are one group: its module-scoped gateways start once, in one worker."""
+    if item.config.getoption("dist", "no") == "loadgroup":
+        module = item.nodeid.split("::", 1)[0]
+        item.add_marker(pytest.mark.xdist_group(f"{module}@{_profile_of(item)}"))
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """One profile after the other, and in each, tests marked ``after_everything`` last, once the
-    whole run has used that profile's gateway."""
-    items.sort(
-        key=lambda item: (_profile_of(item) == SCALE, item.get_closest_marker("after_everything") is not None)
-    )
+    """One profile after the other, so each process starts the shared gateway once per profile."""
+    items.sort(key=lambda item: _profile_of(item) == SCALE)
 
 
 @pytest.fixture(scope="session")
@@ -254,7 +275,15 @@ def gateway(tmp_path_factory: pytest.TempPathFactory, profile: Profile) -> Itera
     """One shared gateway for tests that do not need special settings."""
     gw = start_gateway(tmp_path_factory.mktemp("gateway"))
     yield gw
+    # After every test that used it: its ledger still balances, whatever those tests did.
+    drifts, violations = gw.thread.call(_ledger_problems)
     gw.close()
+    assert not drifts and not violations, f"shared gateway's ledger: {drifts} {violations}"
+
+
+async def _ledger_problems(core: Core, _: Queue) -> tuple[list[ledger.Drift], list[str]]:
+    async with core.db.transaction() as session:
+        return await ledger.check(session), await ledger.violations(session)
 
 
 @pytest.fixture

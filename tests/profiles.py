@@ -4,8 +4,9 @@
 - scale: PostgreSQL (a database of its own per gateway), Redis, an S3 bucket (a prefix of its
   own per gateway), all real servers started by tests/services.py.
 
-Tests marked ``scale`` run once per profile (``[embedded]`` / ``[scale]`` in their ids); the
-others on embedded only. Whatever starts a gateway (``start_gateway``, ``imagegate serve``, the
+The integration suite runs once per profile (``[embedded]`` / ``[scale]`` in its ids), as do
+tests elsewhere marked ``scale``; a module marked ``one_profile`` is about one engine or none. The
+others run on embedded only. Whatever starts a gateway (``start_gateway``, ``imagegate serve``, the
 admin CLI) takes its settings from ``current()``, keyed by the gateway's data directory, so a
 restart finds its own database again.
 """

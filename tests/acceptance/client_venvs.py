@@ -4,6 +4,7 @@ installed fails the test loudly, nothing is skipped."""
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import subprocess
 import venv
@@ -22,6 +23,17 @@ def client_python(name: str, packages: tuple[str, ...], *, upgrade: bool = False
     ready = home / ".installed"
     if ready.exists():
         return python
+    home.parent.mkdir(exist_ok=True)
+    # Test processes (pytest-xdist workers) may want the same venv at once: one builds, the others wait.
+    with (home.parent / f"{home.name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not ready.exists():
+            _build(home, packages, upgrade=upgrade)
+    return python
+
+
+def _build(home: Path, packages: tuple[str, ...], *, upgrade: bool) -> None:
+    python = home / "bin" / "python"
     venv.EnvBuilder(with_pip=True, clear=True).create(home)
     command = [str(python), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
     pip = subprocess.run(
@@ -35,8 +47,7 @@ def client_python(name: str, packages: tuple[str, ...], *, upgrade: bool = False
             f"{', '.join(packages)} could not be installed from the package index:\n{pip.stdout}\n{pip.stderr}",
             pytrace=False,
         )
-    ready.write_text("\n".join(packages) + "\n")
-    return python
+    (home / ".installed").write_text("\n".join(packages) + "\n")
 
 
 def tiers_with_a_poor_one(creates_per_minute: int) -> list[dict[str, object]]:

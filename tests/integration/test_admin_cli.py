@@ -21,7 +21,6 @@ from tests.profiles import database_cells, gateway_env
 
 # On both profiles (tests/profiles.py): the HTTP routes and two CLI round trips; the CLI's
 # argument errors and its settings table do not touch the engines.
-SCALE = pytest.mark.scale
 
 IMAGEGATE = Path(sys.executable).parent / "imagegate"
 
@@ -52,7 +51,6 @@ def no_admin_gateway(tmp_path: Path) -> Iterator[Gateway]:
         gw.close()
 
 
-@SCALE
 def test_admin_routes_do_not_exist_without_a_token(no_admin_gateway: Gateway) -> None:
     for client in (no_admin_gateway.client(), no_admin_gateway.client(ADMIN_TOKEN)):
         for method, path, body in ADMIN_ROUTES:
@@ -61,7 +59,6 @@ def test_admin_routes_do_not_exist_without_a_token(no_admin_gateway: Gateway) ->
             assert response.json()["error"]["code"] == "not_found"
 
 
-@SCALE
 def test_admin_routes_refuse_a_wrong_token(gateway: Gateway) -> None:
     for client in (gateway.client("not-the-token"), gateway.client()):
         for method, path, body in ADMIN_ROUTES:
@@ -71,7 +68,6 @@ def test_admin_routes_refuse_a_wrong_token(gateway: Gateway) -> None:
     assert not any(a["name"] == "someone" for a in gateway.admin().get("/admin/accounts").json()["data"])
 
 
-@SCALE
 def test_accounts_are_unique_by_name(gateway: Gateway) -> None:
     admin = gateway.admin()
     name = unique("acme")
@@ -85,7 +81,6 @@ def test_accounts_are_unique_by_name(gateway: Gateway) -> None:
     assert [a["id"] for a in listed] == [created.json()["id"]]
 
 
-@SCALE
 def test_key_lifecycle(gateway: Gateway) -> None:
     admin = gateway.admin()
     name = unique("keys")
@@ -120,7 +115,6 @@ def test_key_lifecycle(gateway: Gateway) -> None:
     assert after[prefix]["revoked_at"] and after[second.json()["prefix"]]["revoked_at"] is None
 
 
-@SCALE
 def test_unknown_account_and_key_are_404(gateway: Gateway) -> None:
     admin = gateway.admin()
     assert admin.post("/admin/accounts/no-such-account/keys", json={}).status_code == 404
@@ -128,7 +122,6 @@ def test_unknown_account_and_key_are_404(gateway: Gateway) -> None:
     assert admin.post("/admin/keys/ig_notakey00/revoke").status_code == 404
 
 
-@SCALE
 def test_the_database_stores_only_a_hash_of_the_key(gateway: Gateway) -> None:
     _, key = gateway.new_account()
     assert gateway.client(key).get("/api/v1/me").status_code == 200
@@ -151,7 +144,6 @@ def cli_json(data_dir: Path, *args: str) -> Any:
     return json.loads(result.stdout)
 
 
-@SCALE
 def test_cli_accounts_and_keys(tmp_path: Path) -> None:
     data = tmp_path / "data"
     created = cli(data, "accounts", "create", "acme")
@@ -206,7 +198,6 @@ def test_cli_settings_lists_every_variable(tmp_path: Path) -> None:
     assert not missing, f"not printed in full: {missing}\n{result.stdout}"
 
 
-@SCALE
 def test_a_cli_key_works_against_a_server_on_the_same_data_dir(tmp_path: Path) -> None:
     assert cli(tmp_path, "accounts", "create", "shop").returncode == 0
     keep = cli_json(tmp_path, "keys", "create", "shop", "--json")

@@ -19,8 +19,6 @@ import pytest
 from tests.conftest import T2I_15, Gateway, png_bytes, start_gateway
 from tests.profiles import Profile, gateway_env, sql
 
-pytestmark = pytest.mark.scale
-
 IMAGEGATE = Path(sys.executable).parent / "imagegate"
 T2I_15_VARIANT = "gpt-image-1.5-text-to-image"
 EDIT_15_VARIANT = "gpt-image-1.5-image-to-image"
@@ -661,11 +659,3 @@ def test_cli_credits_and_ledger_check(tmp_path: Path) -> None:
 
     again = cli(tmp_path, "ledger", "check")
     assert again.returncode == 0, again.stderr
-
-
-# -- last: the shared gateway's ledger is consistent after everything above ----------------------
-@pytest.mark.after_everything
-def test_zz_session_gateway_ledger_is_clean(gateway: Gateway) -> None:
-    check = cli(gateway.settings.data_dir, "ledger", "check")
-    assert check.returncode == 0, check.stderr
-    assert "ledger clean" in check.stderr

@@ -9,7 +9,6 @@ from datetime import timedelta
 from pathlib import Path
 
 import httpx
-import pytest
 
 from imagegate.accounts import store as accounts
 from imagegate.clock import ManualClock
@@ -20,8 +19,6 @@ from imagegate.tasks import inputs, recovery, runner, store
 from imagegate.tasks.inputs import Upload
 from tests import profiles
 from tests.conftest import T2I_15, TEST_EPOCH, Gateway, png_bytes, start_gateway
-
-pytestmark = pytest.mark.scale  # both profiles: tests/profiles.py
 
 
 def core(data_dir: Path, **values: object) -> Core:

@@ -7,6 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.one_profile("a subprocess without the extra, no engine")
+
 SCRIPT = """
 import asyncio, json, sys
 

@@ -37,6 +37,7 @@ from imagegate.providers.config import ProviderConfig
 from imagegate.providers.diffusers import EVENTS_AHEAD, DiffusersProvider
 from imagegate.queue import Queue
 from tests.conftest import Gateway, png_bytes, start_gateway
+from tests.profiles import Profile
 
 torch = pytest.importorskip("torch")
 diffusers = pytest.importorskip("diffusers")
@@ -164,7 +165,7 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def gw(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+def gw(profile: Profile, model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     data = tmp_path_factory.mktemp("diffusers-gateway")
     catalog = data / "catalog.toml"
     catalog.write_text(CATALOG, encoding="utf-8")

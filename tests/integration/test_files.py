@@ -15,8 +15,6 @@ from PIL import Image
 
 from tests.conftest import T2I_15, Gateway, ImageHost, png_bytes
 
-pytestmark = pytest.mark.scale  # both profiles: tests/profiles.py
-
 EDIT_URL = "/api/v1/gpt_image/edit_image"
 
 

@@ -51,6 +51,7 @@ def instant(tmp_path: Path) -> Iterator[tuple[Gateway, Statements]]:
     gw.close()
 
 
+@pytest.mark.one_profile("the embedded profile's statements; PostgreSQL also defers the job")
 def test_statements_per_create_get_and_run(instant: tuple[Gateway, Statements]) -> None:
     gw, statements = instant
     user = gw.user()

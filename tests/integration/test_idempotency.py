@@ -17,8 +17,6 @@ from openai import OpenAI
 from tests.conftest import T2I_15, Gateway, png_bytes, start_gateway
 from tests.profiles import Profile
 
-pytestmark = pytest.mark.scale  # both profiles: tests/profiles.py
-
 CREATE = "/api/v1/gpt_image/text_to_image"
 
 

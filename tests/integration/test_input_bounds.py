@@ -18,6 +18,7 @@ import pytest
 from PIL import Image
 
 from tests.conftest import T2I_15, Gateway, ImageHost, png_bytes, start_gateway
+from tests.profiles import Profile
 
 MiB = 1024 * 1024
 MAX_FILE = 2 * MiB
@@ -31,7 +32,7 @@ BOUNDARY = "bounds-test"
 
 
 @pytest.fixture(scope="module")
-def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+def gw(profile: Profile, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     gateway = start_gateway(
         tmp_path_factory.mktemp("bounds"),
         max_upload_bytes=MAX_FILE,

@@ -21,7 +21,7 @@ def test_a_task_completes_with_the_instant_png(tmp_path: Path) -> None:
         assert task["provider"] == "instant"
         [image] = task["images"]
         assert (image["width"], image["height"], image["content_type"]) == (1024, 1024, "image/png")
-        downloaded = httpx.get(image["url"], timeout=30)
+        downloaded = httpx.get(image["url"], timeout=30, follow_redirects=True)
         assert downloaded.status_code == 200
         assert downloaded.content == make_instant_png()  # stored exactly as produced
     finally:

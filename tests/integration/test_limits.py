@@ -22,8 +22,6 @@ from tests.conftest import T2I_15, Gateway, start_gateway
 from tests.profiles import Profile, gateway_env
 from tests.serving import Start
 
-pytestmark = pytest.mark.scale  # both profiles: tests/profiles.py
-
 IMAGEGATE = Path(sys.executable).parent / "imagegate"
 WINDOW_S = 60  # the gateway's clock is moved on instead of waiting a window out
 TIERS: list[dict[str, Any]] = [

@@ -114,7 +114,7 @@ def test_response_format_url_downloads_without_auth(client: OpenAI) -> None:
     assert result.data is not None
     url = result.data[0].url
     assert url and result.data[0].b64_json is None
-    download = httpx.get(url, timeout=30)  # no Authorization header
+    download = httpx.get(url, timeout=30, follow_redirects=True)  # no Authorization header
     assert download.status_code == 200
     assert Image.open(io.BytesIO(download.content)).size == (1024, 1024)
 

@@ -33,6 +33,7 @@ from imagegate.providers.testing_upstream import (
     stream_moderation,
 )
 from tests.conftest import Gateway, make_settings, png_bytes, start_gateway
+from tests.profiles import Profile
 
 KEY_ENV = "IMAGEGATE_TEST_UPSTREAM_KEY"
 SECRET = "sk-test-" + "x" * 24
@@ -62,7 +63,9 @@ def provider(name: str, base_url: str, **overrides: Any) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def gw(upstream: OpenAIUpstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+def gw(
+    profile: Profile, upstream: OpenAIUpstream, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Gateway]:
     gateway = start_gateway(
         tmp_path_factory.mktemp("openai-provider"),
         providers=[provider("primary", upstream.base_url)],

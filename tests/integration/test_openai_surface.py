@@ -24,6 +24,7 @@ from imagegate.db.models import Task
 from imagegate.providers.base import ImageRequest
 from imagegate.providers.testing import FakeProvider
 from tests.conftest import Gateway, png_bytes, start_gateway
+from tests.profiles import Profile
 
 # The newest `openai` on PyPI when this was written (`pip index versions openai`): the surface
 # under test is this release's. An older install would not send the parameters at all.
@@ -40,7 +41,7 @@ MAGIC = {
 
 
 @pytest.fixture(scope="module")
-def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+def gw(profile: Profile, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     gateway = start_gateway(tmp_path_factory.mktemp("surface"))
     yield gateway
     gateway.close()
@@ -434,7 +435,7 @@ def test_download_route_serves_gif_and_svg(client: OpenAI, fmt: str, media: str)
         response_format="url",  # type: ignore[arg-type]
     )
     assert result.data and result.data[0].url
-    download = httpx.get(result.data[0].url, timeout=30)
+    download = httpx.get(result.data[0].url, timeout=30, follow_redirects=True)
     assert download.status_code == 200
     assert download.headers["content-type"].split(";")[0] == media
     assert download.content.startswith(MAGIC[fmt])

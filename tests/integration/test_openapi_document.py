@@ -9,6 +9,8 @@ import pytest
 from imagegate.api.models import ErrorEnvelope
 from tests.conftest import Gateway
 
+pytestmark = pytest.mark.one_profile("the document is built from the routes alone, no engine is read")
+
 JSON_BODIES = [
     ("post", "/api/v1/{service_slug}/text_to_image"),
     ("post", "/api/v1/{service_slug}/edit_image"),

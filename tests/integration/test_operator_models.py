@@ -19,6 +19,7 @@ from imagegate.providers.config import ProviderConfig
 from imagegate.providers.openai_images import OpenAIProvider
 from imagegate.providers.testing_upstream import OpenAIUpstream, fail
 from tests.conftest import Gateway, start_gateway
+from tests.profiles import Profile
 from tests.serving import Start
 
 KEY_ENV = "IMAGEGATE_TEST_OPERATOR_KEY"
@@ -61,7 +62,9 @@ def upstreams() -> Iterator[tuple[OpenAIUpstream, OpenAIUpstream]]:
 
 @pytest.fixture(scope="module")
 def gw(
-    upstreams: tuple[OpenAIUpstream, OpenAIUpstream], tmp_path_factory: pytest.TempPathFactory
+    profile: Profile,
+    upstreams: tuple[OpenAIUpstream, OpenAIUpstream],
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Gateway]:
     root = tmp_path_factory.mktemp("operator")
     (root / "catalog.toml").write_text(CATALOG)

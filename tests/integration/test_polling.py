@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import pytest
-
 from tests.conftest import T2I_15, Gateway
-
-pytestmark = pytest.mark.scale  # both profiles: tests/profiles.py
 
 CREATE = "/api/v1/gpt_image/text_to_image"
 

@@ -14,6 +14,8 @@ from imagegate.events import BusClosed, Event, EventKind
 from imagegate.events.redis import HISTORY, KEEP_ENDED_S, RedisBus, stream_key
 from tests.services import Services
 
+pytestmark = pytest.mark.one_profile("the Redis bus itself, on the suite's Redis server")
+
 
 @pytest.fixture
 async def buses(services: Services) -> AsyncIterator[tuple[RedisBus, RedisBus]]:

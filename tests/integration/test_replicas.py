@@ -20,7 +20,6 @@ from tests.conftest import T2I_15, Gateway, start_gateway
 from tests.profiles import SCALE, Profile, gateway_env
 from tests.serving import IMAGEGATE
 
-pytestmark = pytest.mark.scale
 CREATE = "/api/v1/gpt_image/text_to_image"
 PRICE_MICRO = 40_000  # gpt-image-1.5 medium, 1:1
 

@@ -20,8 +20,6 @@ from imagegate.tasks import recovery
 from tests.conftest import T2I_15, Gateway, png_bytes, start_gateway
 from tests.profiles import Profile, stored_keys
 
-pytestmark = pytest.mark.scale  # both profiles: tests/profiles.py
-
 HOUR = 3600
 
 

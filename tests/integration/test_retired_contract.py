@@ -19,6 +19,7 @@ from PIL import Image
 
 from imagegate.clock import ManualClock
 from tests.conftest import Gateway, start_gateway
+from tests.profiles import Profile
 
 T = TypeVar("T")
 AFTER_SHUTDOWN = datetime(2026, 12, 2, 9, 0, tzinfo=UTC)
@@ -34,14 +35,14 @@ OPENAI_PRICE = {"low": 40_000, "medium": 40_000, "high": 220_000, "auto": 40_000
 
 
 @pytest.fixture(scope="module")
-def before(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+def before(profile: Profile, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     gw = start_gateway(tmp_path_factory.mktemp("before"))  # 2026-11-25: gpt-image-1.5 is live
     yield gw
     gw.close()
 
 
 @pytest.fixture(scope="module")
-def after(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+def after(profile: Profile, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     gw = start_gateway(tmp_path_factory.mktemp("after"), clock=ManualClock(AFTER_SHUTDOWN))
     yield gw
     gw.close()

@@ -19,20 +19,21 @@ import pytest
 from imagegate.clock import ManualClock
 from imagegate.limits.tiers import Tier
 from tests.conftest import Gateway, start_gateway
+from tests.profiles import Profile
 
 ON_THE_DAY = datetime(2026, 12, 1, 0, 0, 5, tzinfo=UTC)
 THE_DAY_BEFORE = datetime(2026, 11, 30, 23, 50, tzinfo=UTC)
 
 
 @pytest.fixture(scope="module")
-def on_the_day(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+def on_the_day(profile: Profile, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     gw = start_gateway(tmp_path_factory.mktemp("on-the-day"), clock=ManualClock(ON_THE_DAY))
     yield gw
     gw.close()
 
 
 @pytest.fixture(scope="module")
-def day_before(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+def day_before(profile: Profile, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     gw = start_gateway(tmp_path_factory.mktemp("day-before"), clock=ManualClock(THE_DAY_BEFORE))
     yield gw
     gw.close()
@@ -186,7 +187,7 @@ TIERS = [
 
 
 @pytest.fixture(scope="module")
-def operated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+def operated(profile: Profile, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     gw = start_gateway(
         tmp_path_factory.mktemp("operated"),
         tiers=TIERS,

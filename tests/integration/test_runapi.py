@@ -8,6 +8,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -15,6 +16,7 @@ import pytest
 from PIL import Image, ImageStat
 
 from tests.conftest import T2I_15, Gateway, ImageHost, png_bytes, start_gateway
+from tests.profiles import Profile
 
 T2I_2 = {"model": "gpt-image-2", "prompt": "a red fox"}
 # The test gateway judges lifecycles as of 2026-11-25 (conftest), before gpt-image-1.5 retires.
@@ -33,7 +35,7 @@ def create(client: httpx.Client, service: str, body: dict[str, Any], action: str
 
 def download(gateway: Gateway, url: str) -> bytes:
     """Fetch a signed link with a client that carries no key at all."""
-    response = httpx.get(url, timeout=30)
+    response = httpx.get(url, timeout=30, follow_redirects=True)
     assert response.status_code == 200, response.text
     return response.content
 
@@ -173,7 +175,16 @@ def test_fail_marker_code_is_reported(gateway: Gateway) -> None:
     assert task["error_code"] == "moderation_blocked"
 
 
-def test_cancel_a_running_task(gateway: Gateway) -> None:
+def test_cancel_a_running_task(tmp_path: Path) -> None:
+    # A gateway of its own: drain() waits for every task queued, the shared one holds others' stalls.
+    gateway = start_gateway(tmp_path)
+    try:
+        _cancel_a_running_task(gateway)
+    finally:
+        gateway.close()
+
+
+def _cancel_a_running_task(gateway: Gateway) -> None:
     client = gateway.user()
     task_id = create(client, "gpt_image", {**T2I_15, "prompt": "a slow cat [stall:60]"})
     deadline = time.monotonic() + 30
@@ -331,7 +342,7 @@ def test_edit_from_an_image_host_url_and_two_sources(gateway: Gateway, image_hos
 
 
 @pytest.fixture(scope="module")
-def closed_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+def closed_gateway(profile: Profile, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     """A gateway whose fetcher may reach no private address at all (no allow-list)."""
     gw = start_gateway(tmp_path_factory.mktemp("closed-gateway"), fetch_allow_hosts=[])
     yield gw

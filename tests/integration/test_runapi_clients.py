@@ -15,10 +15,11 @@ import pytest
 
 from tests.conftest import T2I_15, Gateway, png_bytes, start_gateway
 from tests.integration.test_admin_cli import cli_json
+from tests.profiles import Profile
 
 
 @pytest.fixture(scope="module")
-def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+def gw(profile: Profile, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     gateway = start_gateway(tmp_path_factory.mktemp("runapi-clients"), free_calls_per_variant=0)
     yield gateway
     gateway.close()
@@ -108,7 +109,7 @@ def test_direct_upload_refusals(gw: Gateway) -> None:
     assert put(data).status_code == 409  # single use
     assert other.post("/api/v1/files/confirm", json={"signed_id": prepared["signed_id"]}).status_code == 404
     confirmed = user.post("/api/v1/files/confirm", json={"signed_id": prepared["signed_id"]}).json()
-    assert httpx.get(confirmed["url"]).content == data
+    assert httpx.get(confirmed["url"], follow_redirects=True).content == data
     assert confirmed["id"] not in [f["id"] for f in other.get("/v1/files").json()["data"]]
     assert confirmed["id"] in [f["id"] for f in user.get("/v1/files").json()["data"]]
     too_big = user.post("/api/v1/files/prepare", json={"filename": "a", "byte_size": 10**9, "checksum": "x"})

@@ -9,13 +9,14 @@ from typing import Any
 import pytest
 
 from tests.conftest import Gateway, png_bytes, start_gateway
+from tests.profiles import Profile
 
 KEY_ENV = "IMAGEGATE_TEST_RUNAPI_KEY"
 T2I = {"model": "gpt-image-2", "prompt": "a red fox", "aspect_ratio": "1:1"}
 
 
 @pytest.fixture(scope="module")
-def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Gateway, Gateway]]:
+def pair(profile: Profile, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Gateway, Gateway]]:
     upstream = start_gateway(tmp_path_factory.mktemp("upstream"), default_provider="fake")
     os.environ[KEY_ENV] = upstream.new_account()[1]  # a key made on the upstream, named by the front
     front = start_gateway(

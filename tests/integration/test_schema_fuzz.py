@@ -23,6 +23,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from tests.conftest import ADMIN_TOKEN, Gateway, start_gateway
+from tests.profiles import Profile
 
 EXAMPLES_PER_OPERATION = 20
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
@@ -30,7 +31,9 @@ CASES: Counter[str] = Counter()
 
 
 @pytest.fixture(scope="module")
-def fuzzed(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[Gateway]:
+def fuzzed(
+    profile: Profile, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[Gateway]:
     gateway = start_gateway(tmp_path_factory.mktemp("fuzz"), max_upload_bytes=256 * 1024)
     yield gateway
     reporter = request.config.pluginmanager.get_plugin("terminalreporter")

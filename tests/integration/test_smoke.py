@@ -2,12 +2,9 @@ from __future__ import annotations
 
 import io
 
-import pytest
 from PIL import Image
 
 from tests.conftest import T2I_15, Gateway
-
-pytestmark = pytest.mark.scale  # both profiles: tests/profiles.py
 
 
 def test_text_to_image_completes_and_downloads(gateway: Gateway) -> None:

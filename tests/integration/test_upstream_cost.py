@@ -21,6 +21,7 @@ from imagegate.billing.upstream_cost import task_cost_micro, token_cost_micro
 from imagegate.catalog import load_catalog
 from imagegate.providers.testing_upstream import OpenAIUpstream, moderation
 from tests.conftest import ADMIN_TOKEN, TEST_EPOCH, Gateway, start_gateway
+from tests.profiles import Profile, gateway_env
 
 KEY_ENV = "IMAGEGATE_TEST_COST_KEY"
 IMAGEGATE = Path(sys.executable).parent / "imagegate"
@@ -38,7 +39,9 @@ def upstream() -> Iterator[OpenAIUpstream]:
 
 
 @pytest.fixture(scope="module")
-def gw(upstream: OpenAIUpstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+def gw(
+    profile: Profile, upstream: OpenAIUpstream, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Gateway]:
     root = tmp_path_factory.mktemp("cost")
     catalog = root / "catalog.toml"
     # 2.5 flare is drawn offline here: its usage is made up and must cost nothing.
@@ -131,8 +134,7 @@ def test_usage_cost_and_margins(gw: Gateway, upstream: OpenAIUpstream, tmp_path:
     assert gw.user().get("/admin/usage").status_code == 401
 
     # The admin CLI reads the same figures from the database.
-    env = {k: v for k, v in os.environ.items() if not k.startswith("IMAGEGATE_")}
-    env["IMAGEGATE_DATA_DIR"] = str(gw.settings.data_dir)
+    env = gateway_env(gw.settings.data_dir)
     cli = subprocess.run(
         [str(IMAGEGATE), "usage", "--admin", "--from", DAY, "--to", DAY, "--json"],
         env=env,

@@ -26,6 +26,7 @@ from imagegate.clock import ManualClock
 from imagegate.db.models import Task
 from imagegate.webhooks import delivery, listen, store
 from tests.conftest import T2I_15, TEST_EPOCH, Gateway, start_gateway
+from tests.profiles import Profile
 
 T2I_URL = "/api/v1/gpt_image/text_to_image"
 FIRST_RETRY_S = 10.0  # webhook_retry_base_s's default: the longest first wait (jitter only shortens it)
@@ -102,7 +103,7 @@ def hook_settings(receiver: Receiver) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def gw(tmp_path_factory: pytest.TempPathFactory, receiver: Receiver) -> Iterator[Gateway]:
+def gw(profile: Profile, tmp_path_factory: pytest.TempPathFactory, receiver: Receiver) -> Iterator[Gateway]:
     gateway = start_gateway(tmp_path_factory.mktemp("webhooks"), **hook_settings(receiver))
     yield gateway
     gateway.close()

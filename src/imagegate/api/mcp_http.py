@@ -40,9 +40,11 @@ async def _in_process(ctx: Context) -> AsyncIterator[AsyncClient]:
     assert isinstance(request, Request), "the HTTP transport carries the Starlette request"
     header = request.headers.get("authorization", "")
     key = header.partition(" ")[2].strip() or request.headers.get("x-api-key")
-    transport = httpx.ASGITransport(app=request.app)
+    # This app's own URLs stay in process; others go out: on S3 storage an image link answers
+    # 307 to a presigned URL on the bucket's endpoint (the operator's, never one a user named).
+    own = {f"all://{request.base_url.netloc}": httpx.ASGITransport(app=request.app)}
     async with (
-        httpx.AsyncClient(transport=transport) as http,
+        httpx.AsyncClient(mounts=own) as http,
         AsyncClient(api_key=key, base_url=str(request.base_url), http_client=http) as sdk,
     ):
         sdk.has_events = False  # whole answers only: an event stream would arrive at its end

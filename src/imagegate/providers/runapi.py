@@ -133,7 +133,13 @@ class RunApiProvider:
         if len(urls) != request.n or not all(isinstance(url, str) for url in urls):
             raise ProviderError(f"the upstream task gave {len(urls)} of {request.n} images", retryable=True)
         for index, url in enumerate(urls):
-            response = await self._send("GET", str(url))
+            # An output on S3 storage answers 307 to a presigned link on the bucket's host; httpx
+            # drops this gateway's Authorization header when a redirect leaves the upstream's origin.
+            response = await self._send("GET", str(url), follow_redirects=True)
+            if response.status_code != 200:
+                raise ProviderError(
+                    f"the upstream's image link answered HTTP {response.status_code}", retryable=True
+                )
             content_type = response.headers.get("content-type", CONTENT_TYPES[request.output_format])
             yield FinalImage(
                 index,

@@ -89,8 +89,10 @@ class Client(BaseClient):
     def _send(self, call: Call) -> Any:
         attempt = 0
         while True:
-            try:
-                response = self._http.send(self._http.build_request(**self.request_args(call)))
+            try:  # a download follows: on S3 storage an output's link answers 307 to the bucket
+                response = self._http.send(
+                    self._http.build_request(**self.request_args(call)), follow_redirects=call.raw
+                )
             except httpx.TransportError as exc:
                 delay = self.retry_wait(call, attempt, None)
                 if delay is None:
@@ -200,7 +202,9 @@ class AsyncClient(BaseClient):
         attempt = 0
         while True:
             try:
-                response = await self._http.send(self._http.build_request(**self.request_args(call)))
+                response = await self._http.send(
+                    self._http.build_request(**self.request_args(call)), follow_redirects=call.raw
+                )
             except httpx.TransportError as exc:
                 delay = self.retry_wait(call, attempt, None)
                 if delay is None:
