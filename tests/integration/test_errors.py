@@ -293,7 +293,9 @@ def test_unknown_action_is_not_found(user: httpx.Client) -> None:
     assert_error(user.post("/api/v1/gpt_image/paint_image", json=T2I_15), 404, "not_found")
 
 
-@pytest.mark.parametrize("task_id", ["not-a-uuid", "12345", "../../etc/passwd", "8FEEBF2A-FBFD-4A6D-A08E-BB708D1CA5EC"])
+@pytest.mark.parametrize(
+    "task_id", ["not-a-uuid", "12345", "../../etc/passwd", "8FEEBF2A-FBFD-4A6D-A08E-BB708D1CA5EC"]
+)
 def test_malformed_task_id(user: httpx.Client, task_id: str) -> None:
     assert_error(user.get(f"/api/v1/tasks/{task_id}"), 404, "not_found")
     assert_error(user.post(f"/api/v1/tasks/{task_id}/cancel"), 404, "not_found")
