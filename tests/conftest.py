@@ -273,7 +273,8 @@ def start_gateway(data_dir: Path, *, clock: ManualClock | None = None, **overrid
 @pytest.fixture(scope="session")
 def gateway(tmp_path_factory: pytest.TempPathFactory, profile: Profile) -> Iterator[Gateway]:
     """One shared gateway for tests that do not need special settings."""
-    gw = start_gateway(tmp_path_factory.mktemp("gateway"))
+    # Room for the stalled tasks tests leave running, so none waits for a slot behind them.
+    gw = start_gateway(tmp_path_factory.mktemp("gateway"), workers=32)
     yield gw
     # After every test that used it: its ledger still balances, whatever those tests did.
     drifts, violations = gw.thread.call(_ledger_problems)

@@ -122,6 +122,11 @@ def run(command: list[str], what: str) -> None:
         raise ServiceError(f"{what} failed ({result.returncode}): {result.stderr or result.stdout}")
 
 
+def _pid_in(pidfile: Path) -> int | None:
+    text = pidfile.read_text().strip() if pidfile.exists() else ""
+    return int(text) if text.isdigit() else None
+
+
 def kill_pid(pid: int, sig: int = signal.SIGKILL) -> None:
     try:
         os.kill(pid, sig)
@@ -242,8 +247,9 @@ class Redis:
             ],
             "redis-server",
         )
-        wait_until(lambda: pidfile.exists() and port_open(self.port), "Redis", log)
-        self.pid = int(pidfile.read_text().strip())
+        # Redis writes its pidfile after it opens and truncates it: wait for the number itself.
+        wait_until(lambda: _pid_in(pidfile) is not None and port_open(self.port), "Redis", log)
+        self.pid = _pid_in(pidfile)
 
     def stop(self) -> None:
         if self.pid is not None:
