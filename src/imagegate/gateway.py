@@ -81,6 +81,11 @@ def s3_options(settings: Settings) -> S3Options:
     )
 
 
+async def check_storage(settings: Settings) -> None:
+    """The store's start-up check alone: ``serve`` runs it before binding its port."""
+    await open_storage(settings.resolved_storage_url, s3_options(settings)).check()
+
+
 async def signing_secret(settings: Settings, db: Database) -> bytes:
     """The URL-signing key: from settings, else the database every replica shares; SQLite (one
     host) keeps the file in the data directory that earlier versions made."""
@@ -131,6 +136,7 @@ class Gateway:
         bus: Bus | None = None
         try:
             storage = open_storage(settings.resolved_storage_url, s3_options(settings))
+            await storage.check()  # a missing bucket or refused key stops the start, not a task
             signer = UrlSigner(await signing_secret(settings, db))
             if redis is not None:  # events and cancels cross processes through the same client
                 from imagegate.events.redis import RedisBus
