@@ -322,6 +322,9 @@ class S3:
             "-ip.bind=127.0.0.1",
             "-master.telemetry=false",
             f"-s3.config={config}",
+            # Iceberg and Lance catalogs listen on fixed ports (8181, 9101): two runs at once clash.
+            "-s3.port.iceberg=0",
+            "-s3.port.lance=0",
             *(f"-{name}={value}" for name, value in flags.items()),
         ]
         (self.root / "data").mkdir()
