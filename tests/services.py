@@ -261,7 +261,12 @@ class Redis:
             ],
             "redis-server",
         )
-        wait_until(lambda: pidfile.exists() and port_open(self.port), "Redis", log)
+        # The pidfile exists a moment before its PID is written in it.
+        wait_until(
+            lambda: pidfile.exists() and pidfile.read_text().strip() != "" and port_open(self.port),
+            "Redis",
+            log,
+        )
         self.pid = int(pidfile.read_text().strip())
 
     def stop(self) -> None:
