@@ -96,15 +96,24 @@ async def signing_secret(settings: Settings, db: Database) -> bytes:
     return await shared_secret(db, "url_signing_key")
 
 
+REDIS_MAX_CONNECTIONS = 100  # per process; every command holds one only while it runs
+REDIS_WAIT_S = 30.0  # how long a command waits for a free connection before it fails
+
+
 def open_redis(settings: Settings) -> Any:
     """One redis-py client for the process (rate limits share its pool), or None."""
     if not settings.redis_url:
         return None
     try:
-        from redis.asyncio import Redis
+        from redis.asyncio import BlockingConnectionPool, Redis
     except ImportError:
         raise ValueError("IMAGEGATE_REDIS_URL needs redis-py: pip install 'imagegate[redis]'") from None
-    return Redis.from_url(settings.redis_url)
+    # redis-py's default pool refuses a command past 100 connections in use ("Too many
+    # connections", a 500 under load): a blocking pool makes the 101st request wait for one.
+    pool = BlockingConnectionPool.from_url(
+        settings.redis_url, max_connections=REDIS_MAX_CONNECTIONS, timeout=REDIS_WAIT_S
+    )
+    return Redis.from_pool(pool)  # the client owns the pool: closing it closes the pool
 
 
 @dataclass
