@@ -47,7 +47,6 @@ BODY = {
     "quality": "medium",
 }
 POLL_S = 0.02
-QUEUES = "offline"  # the provider kind gpt-image-1.5 routes to without OPENAI_API_KEY
 
 
 @dataclass
@@ -55,25 +54,29 @@ class Cell:
     rate: float  # tasks/s
     p50: float  # s
     p99: float  # s
-    cpu_ms: float  # gateway processes (API + workers) CPU per task
-    engine_ms: float  # PostgreSQL (every backend), Redis and SeaweedFS CPU per task; 0 on embedded
+    # CPU ms per task by process group: API (embedded: API and its worker pool), workers, and the
+    # scale engines (PostgreSQL: postmaster and every backend; Redis; SeaweedFS)
+    cpu_ms: dict[str, float]
 
 
-def engine_pids(services: Services | None) -> list[int]:
-    """The scale engines' processes now: the postmaster and its backends, Redis, weed."""
+GROUPS = ("API", "workers", "PostgreSQL", "Redis", "S3")
+
+
+def group_pids(api: list[int], workers: list[int], services: Services | None) -> list[list[int]]:
+    """The PIDs of each of GROUPS now (PostgreSQL backends come and go)."""
     if services is None:
-        return []
-    pids = [pid for pid in (services.postgres.pid, services.redis.pid) if pid is not None]
-    if services.s3.process is not None:
-        pids.append(services.s3.process.pid)
+        return [api, workers, [], [], []]
+    postgres = [services.postgres.pid] if services.postgres.pid else []
     postmaster = str(services.postgres.pid)
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             if stat.read_text().rsplit(")", 1)[1].split()[1] == postmaster:
-                pids.append(int(stat.parent.name))
+                postgres.append(int(stat.parent.name))
         except (OSError, IndexError):
             continue  # ended meanwhile
-    return pids
+    redis = [services.redis.pid] if services.redis.pid else []
+    s3 = [services.s3.process.pid] if services.s3.process else []
+    return [api, workers, postgres, redis, s3]
 
 
 def cpu_of(pids: list[int]) -> dict[int, float]:
@@ -152,6 +155,7 @@ def run_profile(
             "IMAGEGATE_DEMO_GRANT_USD": "100000",
             "IMAGEGATE_TIERS": WIDE_TIERS,
             "IMAGEGATE_WORKERS": str(args.concurrency),
+            "IMAGEGATE_DEFAULT_PROVIDER": args.provider,
         }
         if services is None:
             apis, serve_args = workers, ()
@@ -171,14 +175,16 @@ def run_profile(
                     running_server(cwd=cwd, key=first.key, serve_args=serve_args, log=log, **env)
                 )
             )
-        pids = [server.pid for server in servers]
+        worker_pids = []
         if services is not None:
             for n in range(workers):
                 log = cwd / f"worker-{n}.log"
-                worker = running_worker(cwd=cwd, queues=QUEUES, concurrency=args.concurrency, log=log, **env)
-                pids.append(stack.enter_context(worker))
+                worker = running_worker(
+                    cwd=cwd, queues=args.provider, concurrency=args.concurrency, log=log, **env
+                )
+                worker_pids.append(stack.enter_context(worker))
         try:
-            return measure(profile, services, workers, args, levels, servers, pids)
+            return measure(profile, services, workers, args, levels, servers, worker_pids)
         except BaseException:
             for log in sorted(cwd.glob("*.log")):  # what the processes said, before they go
                 print(f"--- {log.name}\n{log.read_text(errors='replace')[-6000:]}", file=sys.stderr)
@@ -192,8 +198,9 @@ def measure(
     args: argparse.Namespace,
     levels: list[int],
     servers: list[BenchServer],
-    pids: list[int],
+    worker_pids: list[int],
 ) -> dict[int, Cell]:
+    api_pids = [server.pid for server in servers]
     first = servers[0]
     urls = [server.base_url for server in servers]
     asyncio.run(level(urls, first.key, 2 * len(urls), 4 * len(urls)))  # warm: routes built, pools open
@@ -201,17 +208,20 @@ def measure(
     results = {}
     for clients in levels:
         total = max(args.tasks, clients)
-        cpu_before, engines_before = cpu_of(pids), cpu_of(engine_pids(services))
+        before = [cpu_of(pids) for pids in group_pids(api_pids, worker_pids, services)]
         rate, p50, p99 = asyncio.run(level(urls, first.key, clients, total))
-        cpu_after, engines_after = cpu_of(pids), cpu_of(engine_pids(services))
-        cpu_ms = (sum(cpu_after.values()) - sum(cpu_before.values())) / total * 1000
-        # A backend that began during the level counts from 0; one that ended is lost (few).
-        engine_s = sum(t - engines_before.get(pid, 0.0) for pid, t in engines_after.items())
-        results[clients] = cell = Cell(rate, p50, p99, cpu_ms, engine_s / total * 1000)
+        after = [cpu_of(pids) for pids in group_pids(api_pids, worker_pids, services)]
+        # A process that began during the level counts from 0 (a new PostgreSQL backend); one
+        # that ended is lost (few).
+        cpu_ms = {
+            name: sum(t - old.get(pid, 0.0) for pid, t in new.items()) / total * 1000
+            for name, old, new in zip(GROUPS, before, after, strict=True)
+        }
+        results[clients] = Cell(rate, p50, p99, cpu_ms)
         print(
             f"{profile:<9} {label:<38} {clients:>4} clients  {rate:7.2f} tasks/s  "
-            f"p50 {p50 * 1000:7.1f} ms  p99 {p99 * 1000:7.1f} ms  "
-            f"CPU {cpu_ms:5.1f} + engines {cell.engine_ms:5.1f} ms/task",
+            f"p50 {p50 * 1000:7.1f} ms  p99 {p99 * 1000:7.1f} ms  CPU ms/task "
+            + " ".join(f"{name} {ms:.1f}" for name, ms in cpu_ms.items()),
             flush=True,
         )
     return results
@@ -223,14 +233,19 @@ def print_summary(
     levels: list[int],
     args: argparse.Namespace,
 ) -> None:
-    print("\n| profile | processes | clients | tasks/s | p50 ms | p99 ms | CPU ms/task: gateway + engines |")
+    print(f"\nprovider {args.provider}, {args.tasks} tasks per cell (at least the clients)")
+    print(
+        "\n| profile | processes | clients | tasks/s | p50 ms | p99 ms | CPU ms/task: "
+        + " / ".join(GROUPS)
+        + " |"
+    )
     print("|---|---|---|---|---|---|---|")
     for (profile, count), cells in results.items():
         for clients, c in cells.items():
             label = describe(profile, count, args.concurrency, args.api)
             print(
                 f"| {profile} | {label} | {clients} | {c.rate:.2f} | {c.p50 * 1000:.0f} | "
-                f"{c.p99 * 1000:.0f} | {c.cpu_ms:.1f} + {c.engine_ms:.1f} |"
+                f"{c.p99 * 1000:.0f} | " + " / ".join(f"{c.cpu_ms[name]:.1f}" for name in GROUPS) + " |"
             )
     print("\nscale / embedded (tasks/s; p50)")
     print("| workers | " + " | ".join(f"{c} clients" for c in levels) + " |")
@@ -266,6 +281,12 @@ def main() -> None:
     parser.add_argument("--workers", default="1,2", help="worker processes (embedded: serve processes)")
     parser.add_argument("--concurrency", type=int, default=8, help="tasks one worker process runs at once")
     parser.add_argument("--api", type=int, default=1, help="API processes on the scale profile")
+    parser.add_argument(
+        "--provider",
+        choices=("instant", "offline"),
+        default="instant",
+        help="instant: a fixed 2 MB PNG at once (the gateway's own cost); offline: the renderer (CPU-bound)",
+    )
     args = parser.parse_args()
     args.tasks = args.tasks or (60 if args.quick else 200)
     levels = [int(x) for x in args.levels.split(",")]
