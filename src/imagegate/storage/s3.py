@@ -87,8 +87,9 @@ class S3Storage:
         self.store = S3Store(self.bucket, client_options=client_options, **self._kwargs)
 
     async def check(self) -> None:
-        """List at most one object under the prefix: the bucket exists and the credentials may
-        read it. Raises StorageUnavailable naming the bucket and endpoint (no credential)."""
+        """List the top level of the prefix (a few entries: its folders): the bucket exists and
+        the credentials may read it. Raises StorageUnavailable naming the bucket and endpoint,
+        never a credential."""
         probe = S3Store(
             self.bucket,
             client_options={
