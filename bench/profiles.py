@@ -47,6 +47,7 @@ BODY = {
     "quality": "medium",
 }
 POLL_S = 0.02
+ADMIN_TOKEN = "bench-admin-token"
 
 
 @dataclass
@@ -100,28 +101,31 @@ async def send(client: httpx.AsyncClient, method: str, url: str, **kwargs: Any) 
     raise AssertionError("unreachable")
 
 
-async def one_task(client: httpx.AsyncClient) -> float:
+async def one_task(client: httpx.AsyncClient, key: str) -> float:
     start = time.perf_counter()
-    headers = {"Idempotency-Key": str(uuid.uuid4())}  # a create sent again is the same task
+    auth = {"Authorization": f"Bearer {key}"}
+    headers = {**auth, "Idempotency-Key": str(uuid.uuid4())}  # a create sent again is the same task
     created = await send(client, "POST", "/api/v1/gpt_image/text_to_image", json=BODY, headers=headers)
     created.raise_for_status()
     task_id = created.json()["id"]
     while True:
         await asyncio.sleep(POLL_S)
-        task = (await send(client, "GET", f"/api/v1/tasks/{task_id}")).json()
+        task = (await send(client, "GET", f"/api/v1/tasks/{task_id}", headers=auth)).json()
         if task["status"] == "completed":
             return time.perf_counter() - start
         if task["status"] not in ("pending", "processing"):
             raise RuntimeError(f"task ended {task['status']}: {task['error']}")
 
 
-async def level(base_urls: list[str], key: str, clients: int, total: int) -> tuple[float, float, float]:
-    """(tasks/s, p50 s, p99 s) for ``clients`` concurrent clients spread over the API processes."""
+async def level(
+    base_urls: list[str], keys: list[str], clients: int, total: int
+) -> tuple[float, float, float]:
+    """(tasks/s, p50 s, p99 s) for ``clients`` concurrent clients spread over the API processes;
+    client i uses ``keys[i % len(keys)]``."""
     latencies: list[float] = []
     remaining = total
-    headers = {"Authorization": f"Bearer {key}"}
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    pool = [httpx.AsyncClient(base_url=url, headers=headers, limits=limits, timeout=120) for url in base_urls]
+    pool = [httpx.AsyncClient(base_url=url, limits=limits, timeout=120) for url in base_urls]
     try:
 
         async def worker(index: int) -> None:
@@ -129,7 +133,7 @@ async def level(base_urls: list[str], key: str, clients: int, total: int) -> tup
             client = pool[index % len(pool)]
             while remaining > 0:
                 remaining -= 1
-                latencies.append(await one_task(client))
+                latencies.append(await one_task(client, keys[index % len(keys)]))
 
         started = time.perf_counter()
         await asyncio.gather(*(worker(i) for i in range(clients)))
@@ -138,6 +142,19 @@ async def level(base_urls: list[str], key: str, clients: int, total: int) -> tup
         for client in pool:
             await client.aclose()
     return len(latencies) / elapsed, statistics.median(latencies), percentile(latencies, 0.99)
+
+
+def new_accounts(base_url: str, count: int) -> list[str]:
+    """API keys of ``count`` new funded accounts (made through the admin API)."""
+    keys = []
+    with httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}) as admin:
+        for n in range(count):
+            account = admin.post("/admin/accounts", json={"name": f"bench-{n}"}).raise_for_status().json()
+            admin.post(f"/admin/accounts/{account['id']}/credits", json={"usd": "1000"}).raise_for_status()
+            keys.append(
+                admin.post(f"/admin/accounts/{account['id']}/keys", json={}).raise_for_status().json()["key"]
+            )
+    return keys
 
 
 def describe(profile: str, workers: int, concurrency: int, api: int) -> str:
@@ -156,6 +173,7 @@ def run_profile(
             "IMAGEGATE_TIERS": WIDE_TIERS,
             "IMAGEGATE_WORKERS": str(args.concurrency),
             "IMAGEGATE_DEFAULT_PROVIDER": args.provider,
+            "IMAGEGATE_ADMIN_TOKEN": ADMIN_TOKEN,
         }
         if services is None:
             apis, serve_args = workers, ()
@@ -203,13 +221,14 @@ def measure(
     api_pids = [server.pid for server in servers]
     first = servers[0]
     urls = [server.base_url for server in servers]
-    asyncio.run(level(urls, first.key, 2 * len(urls), 4 * len(urls)))  # warm: routes built, pools open
+    keys = [first.key] if args.accounts == "one" else new_accounts(first.base_url, max(levels))
+    asyncio.run(level(urls, keys, 2 * len(urls), 4 * len(urls)))  # warm: routes built, pools open
     label = describe(profile, workers, args.concurrency, args.api)
     results = {}
     for clients in levels:
         total = max(args.tasks, clients)
         before = [cpu_of(pids) for pids in group_pids(api_pids, worker_pids, services)]
-        rate, p50, p99 = asyncio.run(level(urls, first.key, clients, total))
+        rate, p50, p99 = asyncio.run(level(urls, keys, clients, total))
         after = [cpu_of(pids) for pids in group_pids(api_pids, worker_pids, services)]
         # A process that began during the level counts from 0 (a new PostgreSQL backend); one
         # that ended is lost (few).
@@ -233,7 +252,8 @@ def print_summary(
     levels: list[int],
     args: argparse.Namespace,
 ) -> None:
-    print(f"\nprovider {args.provider}, {args.tasks} tasks per cell (at least the clients)")
+    accounts = "all clients on one account" if args.accounts == "one" else "an account per client"
+    print(f"\nprovider {args.provider}, {accounts}, {args.tasks} tasks per cell (at least the clients)")
     print(
         "\n| profile | processes | clients | tasks/s | p50 ms | p99 ms | CPU ms/task: "
         + " / ".join(GROUPS)
@@ -281,6 +301,12 @@ def main() -> None:
     parser.add_argument("--workers", default="1,2", help="worker processes (embedded: serve processes)")
     parser.add_argument("--concurrency", type=int, default=8, help="tasks one worker process runs at once")
     parser.add_argument("--api", type=int, default=1, help="API processes on the scale profile")
+    parser.add_argument(
+        "--accounts",
+        choices=("one", "each"),
+        default="one",
+        help="one: every client on the demo account (its balance row is one lock); each: an account per client",
+    )
     parser.add_argument(
         "--provider",
         choices=("instant", "offline"),
