@@ -295,7 +295,7 @@ def print_summary(
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--quick", action="store_true", help="60 tasks per cell: about 2 minutes")
+    parser.add_argument("--quick", action="store_true", help="60 tasks per cell: one to two minutes")
     parser.add_argument("--tasks", type=int, default=None, help="tasks per cell, at least the clients (200)")
     parser.add_argument("--levels", default="1,10,100")
     parser.add_argument("--workers", default="1,2", help="worker processes (embedded: serve processes)")
