@@ -261,12 +261,7 @@ class Redis:
             ],
             "redis-server",
         )
-        # The pidfile exists a moment before its PID is written in it.
-        wait_until(
-            lambda: pidfile.exists() and pidfile.read_text().strip() != "" and port_open(self.port),
-            "Redis",
-            log,
-        )
+        wait_until(lambda: pidfile.exists() and port_open(self.port), "Redis", log)
         self.pid = int(pidfile.read_text().strip())
 
     def stop(self) -> None:
