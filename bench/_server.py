@@ -13,6 +13,8 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
+IMAGEGATE = Path(sys.executable).parent / "imagegate"
+
 # One tier with limits no benchmark reaches: benchmarks measure speed, not the limiter's refusals.
 WIDE_TIERS = json.dumps(
     [
@@ -36,20 +38,26 @@ class BenchServer:
 
 @contextmanager
 def running_server(
-    *, cwd: Path | None = None, key: str = "", stop_s: float = 15, **env_overrides: str
+    *,
+    cwd: Path | None = None,
+    key: str = "",
+    stop_s: float = 15,
+    serve_args: tuple[str, ...] = (),
+    log: Path | None = None,
+    **env_overrides: str,
 ) -> Iterator[BenchServer]:
     """``imagegate serve`` in a scratch directory (or ``cwd``, to start again on the same data:
-    then pass the ``key`` the first start printed). Stopped with SIGTERM, killed after ``stop_s``."""
-    exe = Path(sys.executable).parent / "imagegate"
+    then pass the ``key`` the first start printed). Stopped with SIGTERM, killed after ``stop_s``.
+    Its stderr goes to ``log`` (else nowhere)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("IMAGEGATE_")}
     env.update({"IMAGEGATE_LOG_LEVEL": "warning", **env_overrides})
     with tempfile.TemporaryDirectory() if cwd is None else nullcontext(str(cwd)) as where:
         proc = subprocess.Popen(
-            [str(exe), "serve", "--port", "0"],
+            [str(IMAGEGATE), "serve", "--port", "0", *serve_args],
             cwd=where,
             env=env,
             stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
+            stderr=log.open("ab") if log else subprocess.DEVNULL,
             text=True,
         )
         try:
@@ -72,6 +80,41 @@ def running_server(
                 proc.wait(timeout=stop_s)
             except subprocess.TimeoutExpired:
                 proc.kill()
+
+
+@contextmanager
+def running_worker(
+    *, cwd: Path, queues: str, concurrency: int, log: Path | None = None, **env_overrides: str
+) -> Iterator[int]:
+    """``imagegate worker`` (the PostgreSQL job queue) on the settings in ``env_overrides``,
+    started in ``cwd``; yields its PID once it says it is ready, stopped with SIGTERM. Its stderr
+    goes to ``log`` (else nowhere)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IMAGEGATE_")}
+    env.update({"IMAGEGATE_LOG_LEVEL": "warning", **env_overrides})
+    command = [str(IMAGEGATE), "worker", "--queues", queues, "--concurrency", str(concurrency)]
+    proc = subprocess.Popen(
+        command,
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=log.open("ab") if log else subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        while True:
+            line = proc.stdout.readline()
+            if not line:
+                raise RuntimeError(f"worker exited during start-up ({proc.wait()})")
+            if line.startswith("imagegate worker ready"):
+                break
+        yield proc.pid
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
 
 
 def cpu_seconds(pid: int) -> float:

@@ -30,6 +30,7 @@ S3_ACCESS_KEY = "imagegate-test"
 S3_SECRET_KEY = "imagegate-test-secret"
 S3_REGION = "us-east-1"
 S3_BUCKET = "imagegate-test"
+S3_MAX_SKEW_S = 14 * 60  # SigV4 servers refuse requests signed more than 15 minutes off their clock
 
 
 class ServiceError(RuntimeError):
@@ -116,8 +117,26 @@ def port_open(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
+def server_env() -> dict[str, str]:
+    """This environment without libfaketime: a run under ``faketime`` preloads it into every
+    child, and the servers (initdb, pg_ctl, redis-server, weed) hang on a faked clock."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FAKETIME")}
+    kept = [lib for lib in env.pop("LD_PRELOAD", "").replace(":", " ").split() if "faketime" not in lib]
+    if kept:
+        env["LD_PRELOAD"] = " ".join(kept)
+    return env
+
+
+def faked_clock_offset_s() -> float:
+    """How far this process's clock is from the real one (non-zero under ``faketime``)."""
+    if not any(k.startswith("FAKETIME") for k in os.environ):
+        return 0.0
+    real = subprocess.run(["date", "+%s"], capture_output=True, text=True, check=True, env=server_env())
+    return time.time() - int(real.stdout)
+
+
 def run(command: list[str], what: str) -> None:
-    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    result = subprocess.run(command, capture_output=True, text=True, check=False, env=server_env())
     if result.returncode != 0:
         raise ServiceError(f"{what} failed ({result.returncode}): {result.stderr or result.stdout}")
 
@@ -271,6 +290,15 @@ class S3:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> None:
+        offset = faked_clock_offset_s()
+        if abs(offset) > S3_MAX_SKEW_S:
+            # weed is a static Go binary: libfaketime cannot shift its clock, and it refuses
+            # requests signed more than 15 minutes off its own (SigV4's RequestTimeTooSkewed).
+            raise ServiceError(
+                f"this run's clock is faked {offset / 86400:+.1f} days off the real one (FAKETIME): "
+                "the S3 server would refuse every signed request as RequestTimeTooSkewed; run the "
+                "scale profile without faketime (pytest --profile embedded under faketime)"
+            )
         ports = iter(free_ports(12))
         # gRPC ports are the HTTP port + 10000 unless given: give every one.
         self.port, self.filer_port = next(ports), next(ports)
@@ -300,12 +328,17 @@ class S3:
             "-ip.bind=127.0.0.1",
             "-master.telemetry=false",
             f"-s3.config={config}",
+            # Iceberg and Lance catalogs listen on fixed ports (8181, 9101): two runs at once clash.
+            "-s3.port.iceberg=0",
+            "-s3.port.lance=0",
             *(f"-{name}={value}" for name, value in flags.items()),
         ]
         (self.root / "data").mkdir()
         log = self.root / "weed.log"
         with log.open("wb") as out:
-            self.process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=self.root)
+            self.process = subprocess.Popen(
+                command, stdout=out, stderr=subprocess.STDOUT, cwd=self.root, env=server_env()
+            )
         wait_until(self._ready, "SeaweedFS (weed mini)", log)
         self.create_bucket(S3_BUCKET)
 

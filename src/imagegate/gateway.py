@@ -81,6 +81,11 @@ def s3_options(settings: Settings) -> S3Options:
     )
 
 
+async def check_storage(settings: Settings) -> None:
+    """The store's start-up check alone: ``serve`` runs it before binding its port."""
+    await open_storage(settings.resolved_storage_url, s3_options(settings)).check()
+
+
 async def signing_secret(settings: Settings, db: Database) -> bytes:
     """The URL-signing key: from settings, else the database every replica shares; SQLite (one
     host) keeps the file in the data directory that earlier versions made."""
@@ -91,15 +96,24 @@ async def signing_secret(settings: Settings, db: Database) -> bytes:
     return await shared_secret(db, "url_signing_key")
 
 
+REDIS_MAX_CONNECTIONS = 100  # per process; every command holds one only while it runs
+REDIS_WAIT_S = 30.0  # how long a command waits for a free connection before it fails
+
+
 def open_redis(settings: Settings) -> Any:
     """One redis-py client for the process (rate limits share its pool), or None."""
     if not settings.redis_url:
         return None
     try:
-        from redis.asyncio import Redis
+        from redis.asyncio import BlockingConnectionPool, Redis
     except ImportError:
         raise ValueError("IMAGEGATE_REDIS_URL needs redis-py: pip install 'imagegate[redis]'") from None
-    return Redis.from_url(settings.redis_url)
+    # redis-py's default pool refuses a command past 100 connections in use ("Too many
+    # connections", a 500 under load): a blocking pool makes the 101st request wait for one.
+    pool = BlockingConnectionPool.from_url(
+        settings.redis_url, max_connections=REDIS_MAX_CONNECTIONS, timeout=REDIS_WAIT_S
+    )
+    return Redis.from_pool(pool)  # the client owns the pool: closing it closes the pool
 
 
 @dataclass
@@ -131,6 +145,7 @@ class Gateway:
         bus: Bus | None = None
         try:
             storage = open_storage(settings.resolved_storage_url, s3_options(settings))
+            await storage.check()  # a missing bucket or refused key stops the start, not a task
             signer = UrlSigner(await signing_secret(settings, db))
             if redis is not None:  # events and cancels cross processes through the same client
                 from imagegate.events.redis import RedisBus

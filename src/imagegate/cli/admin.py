@@ -27,8 +27,9 @@ from imagegate.db.migrate import upgrade
 from imagegate.db.models import utcnow
 from imagegate.db.session import Database
 from imagegate.errors import GatewayError
-from imagegate.gateway import describe_routes
+from imagegate.gateway import check_storage, describe_routes
 from imagegate.settings import Settings, settings_table
+from imagegate.storage import StorageUnavailable
 
 app = typer.Typer(help="Self-hostable image-generation API gateway.", no_args_is_help=True)
 accounts_app = typer.Typer(help="Accounts.", no_args_is_help=True)
@@ -183,8 +184,9 @@ def serve(
         raise typer.Exit(1)
     try:
         routes = asyncio.run(describe_routes(settings))
-    except ValueError as exc:  # a provider or route that cannot work: say so before binding
-        err.print(f"[red]error:[/red] {exc}")
+        asyncio.run(check_storage(settings))
+    except (ValueError, StorageUnavailable) as exc:  # a provider, route or store that cannot work
+        err.print(f"[red]error:[/red] {exc}", highlight=False)
         raise typer.Exit(1) from None
     # Bind before the demo account is made: a busy port must not spend the once-shown key.
     sock = _bind(settings.host, settings.port)
@@ -240,7 +242,11 @@ def worker(
             await queue.stop()
             await gw.close()
 
-    asyncio.run(work())
+    try:
+        asyncio.run(work())
+    except StorageUnavailable as exc:  # checked by Gateway.open before any job is taken
+        err.print(f"[red]error:[/red] {exc}", highlight=False)
+        raise typer.Exit(1) from None
 
 
 @app.command("settings", rich_help_panel=ADMIN)

@@ -14,6 +14,11 @@ class StorageNotFound(KeyError):
     """No object under that key (never stored, expired, or deleted)."""
 
 
+class StorageUnavailable(RuntimeError):
+    """The store cannot be used (no such bucket, credentials refused, endpoint unreachable). The
+    message names the bucket and endpoint, never a credential."""
+
+
 @dataclass(frozen=True)
 class S3Options:
     """Where the bucket is and who we are; unset values come from the standard AWS variables."""
@@ -41,6 +46,10 @@ class Storage(Protocol):
     async def delete(self, key: str) -> None: ...
 
     async def exists(self, key: str) -> bool: ...
+
+    async def check(self) -> None:
+        """At start: raise StorageUnavailable unless the store answers with our credentials."""
+        ...
 
     def local_path(self, key: str) -> Path | None:
         """A filesystem path for zero-copy serving, where the backend has one."""

@@ -9,7 +9,7 @@ import tempfile
 from datetime import timedelta
 from pathlib import Path
 
-from imagegate.storage.base import StorageNotFound
+from imagegate.storage.base import StorageNotFound, StorageUnavailable
 
 _KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}(/[A-Za-z0-9][A-Za-z0-9._-]{0,199})*$")
 MAX_KEY_CHARS = 512  # ours are under 100; file systems refuse names over 255 bytes and paths over 4096
@@ -58,6 +58,10 @@ class LocalStorage:
 
     async def exists(self, key: str) -> bool:
         return self._path(key).is_file()
+
+    async def check(self) -> None:
+        if not os.access(self.root, os.W_OK | os.X_OK):
+            raise StorageUnavailable(f"storage directory {self.root} is not writable by this user")
 
     def local_path(self, key: str) -> Path | None:
         path = self._path(key)

@@ -9,18 +9,49 @@ obstore over aiobotocore, measured against SeaweedFS on loopback (2 MB objects):
 from __future__ import annotations
 
 import contextlib
+import re
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import obstore
 from obstore.exceptions import NotFoundError
 from obstore.store import S3Store
 
-from imagegate.storage.base import S3Options, StorageNotFound
+from imagegate.storage.base import S3Options, StorageNotFound, StorageUnavailable
 from imagegate.storage.local import valid_key
 
+if TYPE_CHECKING:
+    from obstore.store import ClientConfig
+
 MAX_PRESIGN = timedelta(days=7)  # SigV4's limit
+CHECK_TIMEOUT = "10s"  # the start-up check: fail in seconds, not after obstore's 3 minutes of retries
+_S3_CODE = re.compile(r"<Code>([A-Za-z]+)</Code>")
+_STATUS = re.compile(r"status code: (\d{3})")
+_REASONS = {
+    "NoSuchBucket": "the bucket does not exist",
+    "InvalidAccessKeyId": "the access key is not known to the store",
+    "SignatureDoesNotMatch": "the secret key does not match the access key",
+    "AccessDenied": "the credentials may not list this bucket",
+    "AllAccessDisabled": "the credentials may not list this bucket",
+    "RequestTimeTooSkewed": "this host's clock is more than 15 minutes off the store's",
+}
+
+
+def _reason(exc: Exception) -> str:
+    """Why the store refused, from the S3 error code or the HTTP failure: never the raw error text,
+    which quotes request details."""
+    text = str(exc)
+    code = _S3_CODE.search(text)
+    if code:
+        return f"{_REASONS.get(code.group(1), 'the store refused the request')} ({code.group(1)})"
+    status = _STATUS.search(text)
+    if status:
+        return f"the store answered HTTP {status.group(1)}"
+    if "error sending request" in text or "timed out" in text.lower():
+        return "cannot connect to the endpoint"
+    return f"the request failed ({type(exc).__name__})"
 
 
 class S3Storage:
@@ -31,22 +62,49 @@ class S3Storage:
         self.bucket = parts.netloc
         self.prefix = parts.path.strip("/")
         opts = options.resolved()
+        endpoint = urlsplit(opts.endpoint_url or "")
+        # Named in errors; userinfo dropped, should an endpoint URL carry any.
+        self.endpoint = (
+            f"{endpoint.scheme}://{endpoint.hostname}{f':{endpoint.port}' if endpoint.port else ''}"
+            if endpoint.hostname
+            else f"AWS S3 ({opts.region or 'us-east-1'})"
+        )
         config: dict[str, str] = {"region": opts.region or "us-east-1"}
         if opts.access_key_id and opts.secret_access_key:
             config["access_key_id"] = opts.access_key_id
             config["secret_access_key"] = opts.secret_access_key
-        client_options: dict[str, bool] = {}
+        client_options: ClientConfig = {}
         if opts.endpoint_url:
             # A self-hosted endpoint (MinIO, SeaweedFS): path-style addressing, plain HTTP allowed.
             config["endpoint"] = opts.endpoint_url
             client_options["allow_http"] = opts.endpoint_url.startswith("http://")
-        self.store = S3Store(
+        self._kwargs: dict[str, Any] = {
+            "prefix": self.prefix or None,
+            "virtual_hosted_style_request": not opts.endpoint_url,
+            **config,
+        }
+        self._client_options = client_options
+        self.store = S3Store(self.bucket, client_options=client_options, **self._kwargs)
+
+    async def check(self) -> None:
+        """List the top level of the prefix (a few entries: its folders): the bucket exists and
+        the credentials may read it. Raises StorageUnavailable naming the bucket and endpoint,
+        never a credential."""
+        probe = S3Store(
             self.bucket,
-            prefix=self.prefix or None,
-            virtual_hosted_style_request=not opts.endpoint_url,
-            client_options=client_options,  # type: ignore[arg-type]
-            **config,  # type: ignore[arg-type]
+            client_options={
+                **self._client_options,
+                "timeout": CHECK_TIMEOUT,
+                "connect_timeout": CHECK_TIMEOUT,
+            },
+            retry_config={"max_retries": 2, "retry_timeout": timedelta(seconds=10)},
+            **self._kwargs,
         )
+        try:
+            await obstore.list_with_delimiter_async(probe)
+        except Exception as exc:  # obstore raises its own classes and OSError subclasses
+            where = f"s3://{self.bucket}/{self.prefix}".rstrip("/")
+            raise StorageUnavailable(f"storage {where} at {self.endpoint}: {_reason(exc)}") from None
 
     @staticmethod
     def _path(key: str) -> str:
