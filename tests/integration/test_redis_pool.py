@@ -7,9 +7,13 @@ import asyncio
 import uuid
 from pathlib import Path
 
+import pytest
+
 from imagegate.gateway import REDIS_MAX_CONNECTIONS, open_redis
 from imagegate.settings import Settings
 from tests.services import Services
+
+pytestmark = pytest.mark.one_profile("the Redis client itself, on the suite's Redis server")
 
 
 async def test_commands_beyond_the_pool_wait_for_a_connection(services: Services, tmp_path: Path) -> None:

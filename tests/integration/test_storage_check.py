@@ -17,6 +17,8 @@ from imagegate.storage.s3 import S3Storage
 from tests.services import S3_ACCESS_KEY, S3_BUCKET, S3_REGION, S3_SECRET_KEY, Services, free_port
 from tests.serving import IMAGEGATE
 
+pytestmark = pytest.mark.one_profile("the S3 store's start-up check, on the suite's S3 server")
+
 
 def scale_env(services: Services, data_dir: Path, **overrides: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("IMAGEGATE_")}
