@@ -29,6 +29,11 @@ class Statements:
         self.by: dict[str, list[str]] = {"request": [], "worker": []}
 
     def __call__(self, _conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        self.written(statement)
+
+    def written(self, statement: str) -> None:
+        if statement in ("BEGIN IMMEDIATE", "COMMIT", "ROLLBACK"):
+            return
         task = asyncio.current_task()
         who = "worker" if task is not None and task.get_name().startswith("task-") else "request"
         with self.lock:
@@ -44,9 +49,12 @@ class Statements:
 def instant(tmp_path: Path) -> Iterator[tuple[Gateway, Statements]]:
     gw = start_gateway(tmp_path, default_provider="instant", free_calls_per_variant=1)
     statements = Statements()
-    engine = gw.thread.app.state.gateway.db.engine.sync_engine
+    db = gw.thread.app.state.gateway.db
+    engine = db.engine.sync_engine
     event.listen(engine, "before_cursor_execute", statements)
+    db.trace_writes(statements.written)  # the SQLite write connection's statements
     yield gw, statements
+    db.trace_writes(None)
     event.remove(engine, "before_cursor_execute", statements)
     gw.close()
 

@@ -14,6 +14,8 @@ from sqlalchemy.dialects import registry
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+from imagegate.db.writer import Prepared, SessionTx, SQLiteTx, Tx
+
 registry.register("sqlite.inline", "imagegate.db.sqlite_inline", "SQLiteDialect_inline")
 
 
@@ -67,6 +69,25 @@ class _Prepared:
         return row
 
 
+async def _retry_busy(call: Callable[[], Any]) -> None:
+    """``call``, again after a short ``asyncio.sleep`` while another process holds the lock."""
+    deadline = time.monotonic() + WRITE_BUSY_WAIT_S
+    backoff = 0.001
+    while True:
+        try:
+            call()
+            return
+        except sqlite3.OperationalError as exc:
+            busy = "locked" in str(exc) or "busy" in str(exc)
+            if not busy or time.monotonic() > deadline:
+                raise
+        await asyncio.sleep(backoff)
+        backoff = min(backoff * 2, 0.05)
+
+
+WRITE_BUSY_WAIT_S = 30.0  # how long a write waits for another process's write lock
+
+
 class Database:
     def __init__(self, url: str) -> None:
         self.url = url
@@ -74,7 +95,10 @@ class Database:
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self._write_lock = asyncio.Lock() if self.engine.dialect.name == "sqlite" else None
         self._reader: sqlite3.Connection | None = None
+        self._writer: sqlite3.Connection | None = None
         self._prepared: dict[int, _Prepared] = {}
+        self._written: dict[Any, Prepared] = {}
+        self._trace: Callable[[str], None] | None = None
         database = self.engine.url.database
         if self.engine.dialect.name == "sqlite" and database and database != ":memory:":
             self._reader_path: str | None = database
@@ -117,6 +141,53 @@ class Database:
         return reader
 
     @asynccontextmanager
+    async def write(self) -> AsyncIterator[Tx]:
+        """A write transaction for Core statements (``db.writer``): commits on success, rolls
+        back on any error.
+
+        On a SQLite file the statements run on a stdlib connection kept for it, in a BEGIN
+        IMMEDIATE taken under this process's write lock (another process's write lock is
+        waited for with ``asyncio.sleep``, never by sleeping the loop's thread). Elsewhere it
+        is ``transaction()``'s session.
+        """
+        if self._reader_path is None or self._write_lock is None:
+            async with self.transaction() as session:
+                yield SessionTx(session)
+            return
+        async with self._write_lock:
+            writer = self._writer or self._open_writer(self._reader_path)
+            await _retry_busy(lambda: writer.execute("BEGIN IMMEDIATE"))
+            try:
+                yield SQLiteTx(writer, self._prepare_write)
+            except BaseException:
+                writer.execute("ROLLBACK")
+                raise
+            await _retry_busy(lambda: writer.execute("COMMIT"))
+
+    def _prepare_write(self, statement: Any, values: Mapping[str, Any]) -> Prepared:
+        key: Any = (id(statement), frozenset(values)) if statement.is_insert else id(statement)
+        prepared = self._written.get(key)
+        if prepared is None or prepared.statement is not statement:
+            columns = list(values) if statement.is_insert else None
+            prepared = self._written[key] = Prepared(statement, self.engine.dialect, columns)
+        return prepared
+
+    def _open_writer(self, path: str) -> sqlite3.Connection:
+        writer = sqlite3.connect(path, timeout=0, isolation_level=None, check_same_thread=False)
+        writer.execute("PRAGMA synchronous=NORMAL")
+        writer.execute("PRAGMA foreign_keys=ON")
+        writer.set_trace_callback(self._trace)
+        self._writer = writer
+        return writer
+
+    def trace_writes(self, callback: Callable[[str], None] | None) -> None:
+        """Call ``callback`` with each SQL text the SQLite write connection runs (tests and
+        benchmarks count statements with it; the engine's events do not see that connection)."""
+        self._trace = callback
+        if self._writer is not None:
+            self._writer.set_trace_callback(callback)
+
+    @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         """A session that commits on success and rolls back on any error.
 
@@ -133,7 +204,8 @@ class Database:
             yield session
 
     async def dispose(self) -> None:
-        if self._reader is not None:
-            self._reader.close()
-            self._reader = None
+        for connection in (self._reader, self._writer):
+            if connection is not None:
+                connection.close()
+        self._reader = self._writer = None
         await self.engine.dispose()

@@ -192,8 +192,8 @@ async def run(gw: Gateway, task_id: str) -> bool:
 
 async def _run(gw: Gateway, task_id: str, stop: _Stop) -> bool:
     lease = timedelta(seconds=gw.settings.lease_s)
-    async with gw.db.transaction() as session:
-        task = await store.claim(session, task_id, gw.now(), lease)
+    async with gw.db.write() as tx:
+        task = await store.claim(tx, task_id, gw.now(), lease)
     if task is None:
         return False
     attempt = task.attempts
