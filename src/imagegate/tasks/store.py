@@ -49,6 +49,47 @@ async def read_for_account(db: Database, account_id: str, task_id: str) -> Task:
     return detached(row)
 
 
+# What a task's view, its ETag and its headers read (tasks/views.py, api/runapi.py): a poll
+# neither reads nor decodes the request's parameters, render settings and inputs.
+_VIEWED = [
+    "id",
+    "account_id",
+    "status",
+    "service",
+    "action",
+    "model",
+    "model_served",
+    "variant",
+    "provider",
+    "images",
+    "usage",
+    "provider_attempts",
+    "error",
+    "error_code",
+    "client_request_id",
+    "price_micro",
+    "charge_micro",
+    "free_call",
+    "hold_state",
+    "refunded_at",
+    "created_at",
+    "started_at",
+    "completed_at",
+    "outputs_expire_at",
+    "outputs_deleted_at",
+]
+_VIEW_BY_ID = select(*(_TASKS.c[name] for name in _VIEWED)).where(_TASKS.c.id == bindparam("task_id"))
+
+
+async def read_view_for_account(db: Database, account_id: str, task_id: str) -> Task:
+    """``read_for_account`` with only the columns of the task's view (the other attributes of
+    the detached Task read as None): for polls, which only answer with the view."""
+    row = await db.read_one(_VIEW_BY_ID, {"task_id": task_id})
+    if row is None or row["account_id"] != account_id:
+        raise NotFoundError(f"No task {task_id!r}.", param="id")
+    return detached(row)
+
+
 async def read_in(tx: Tx, account_id: str, task_id: str) -> Task:
     """``read_for_account`` inside a write transaction."""
     row = await tx.first_mapping(_BY_ID, {"task_id": task_id})
