@@ -40,35 +40,6 @@ def make_engine(url: str) -> AsyncEngine:
 READ_BUSY_WAIT_S = 30.0  # a WAL reader waits only in rare cases (another process recovering the WAL)
 
 
-class _Prepared:
-    """A Core SELECT compiled once for the reader: its SQL, how to bind and how to read a row."""
-
-    def __init__(self, statement: Select[Any], engine: AsyncEngine) -> None:
-        self.statement = statement  # held, so its id() is never reused while this is cached
-        dialect = engine.dialect
-        compiled = statement.compile(dialect=dialect)
-        self.sql = str(compiled)
-        self.names = list(compiled.positiontup or [])
-        binds = {name: compiled.binds[name].type._cached_bind_processor(dialect) for name in self.names}
-        self.binders: list[tuple[str, Callable[[Any], Any] | None]] = [(n, binds[n]) for n in self.names]
-        columns = statement.selected_columns
-        self.keys = [str(column.key) for column in columns]
-        self.readers = [column.type._cached_result_processor(dialect, None) for column in columns]
-        # Only the columns whose values need converting are visited per row; the rest go by zip.
-        self.converted = [(k, r) for k, r in zip(self.keys, self.readers, strict=True) if r is not None]
-
-    def parameters(self, values: Mapping[str, Any]) -> tuple[Any, ...]:
-        return tuple(bind(values[name]) if bind else values[name] for name, bind in self.binders)
-
-    def row(self, raw: tuple[Any, ...]) -> dict[str, Any]:
-        row = dict(zip(self.keys, raw, strict=True))
-        for key, read in self.converted:
-            value = row[key]
-            if value is not None:
-                row[key] = read(value)
-        return row
-
-
 async def _retry_busy(call: Callable[[], Any]) -> None:
     """``call``, again after a short ``asyncio.sleep`` while another process holds the lock."""
     deadline = time.monotonic() + WRITE_BUSY_WAIT_S
@@ -96,7 +67,7 @@ class Database:
         self._write_lock = asyncio.Lock() if self.engine.dialect.name == "sqlite" else None
         self._reader: sqlite3.Connection | None = None
         self._writer: sqlite3.Connection | None = None
-        self._prepared: dict[int, _Prepared] = {}
+        self._prepared: dict[int, Prepared] = {}
         self._written: dict[Any, Prepared] = {}
         self._trace: Callable[[str], None] | None = None
         database = self.engine.url.database
@@ -119,7 +90,7 @@ class Database:
             return dict(found) if found is not None else None
         prepared = self._prepared.get(id(statement))
         if prepared is None or prepared.statement is not statement:
-            prepared = self._prepared[id(statement)] = _Prepared(statement, self.engine)
+            prepared = self._prepared[id(statement)] = Prepared(statement, self.engine.dialect)
         reader = self._reader or self._open_reader(self._reader_path)
         parameters = prepared.parameters(values)
         deadline = time.monotonic() + READ_BUSY_WAIT_S
@@ -132,7 +103,7 @@ class Database:
                 if not busy or time.monotonic() > deadline:
                     raise
             await asyncio.sleep(0.002)
-        return prepared.row(raw) if raw is not None else None
+        return prepared.mapping(raw) if raw is not None else None
 
     def _open_reader(self, path: str) -> sqlite3.Connection:
         reader = sqlite3.connect(path, timeout=0, isolation_level=None, check_same_thread=False)
