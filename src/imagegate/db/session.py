@@ -130,10 +130,11 @@ class Database:
             await _retry_busy(lambda: writer.execute("BEGIN IMMEDIATE"))
             try:
                 yield SQLiteTx(writer, self._prepare_write)
+                await _retry_busy(lambda: writer.execute("COMMIT"))
             except BaseException:
-                writer.execute("ROLLBACK")
+                if writer.in_transaction:  # SQLite may have rolled back already (a full disk)
+                    writer.execute("ROLLBACK")
                 raise
-            await _retry_busy(lambda: writer.execute("COMMIT"))
 
     def _prepare_write(self, statement: Any, values: Mapping[str, Any]) -> Prepared:
         key: Any = (id(statement), frozenset(values)) if statement.is_insert else id(statement)
