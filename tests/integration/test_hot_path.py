@@ -162,6 +162,11 @@ async def test_a_write_commits_whole_or_not_at_all_and_types_as_the_orm(tmp_path
         assert claimed is not None
         assert (claimed.status, claimed.attempts, claimed.started_at) == ("processing", 1, stamp)
         assert claimed.lease_until == stamp + timedelta(seconds=30) and claimed.params == TASK["params"]
+        async with db.write() as tx:  # only the attempt that holds the task renews its lease
+            assert await store.renew(tx, "t-3", 1, stamp + timedelta(seconds=60))
+            assert not await store.renew(tx, "t-3", 2, stamp + timedelta(seconds=90))
+        renewed = await store.read_for_account(db, "acct", "t-3")
+        assert renewed.lease_until == stamp + timedelta(seconds=60)
         task = await store.read_for_account(db, "acct", "t-1")
         assert (task.attempts, task.price_micro, task.created_at, task.images) == (
             0,

@@ -117,8 +117,8 @@ async def _leased(gw: Gateway, task_id: str, attempt: int) -> AsyncIterator[None
         while True:
             await asyncio.sleep(lease_s / 3)
             try:
-                async with gw.db.transaction() as session:
-                    held = await store.renew(session, task_id, attempt, gw.now() + timedelta(seconds=lease_s))
+                async with gw.db.write() as tx:
+                    held = await store.renew(tx, task_id, attempt, gw.now() + timedelta(seconds=lease_s))
             except Exception:
                 log.warning("could not renew the lease of task %s; trying again", task_id, exc_info=True)
                 continue
