@@ -1,4 +1,5 @@
-"""The ledger and its running totals. Functions take the session first and never commit.
+"""The ledger and its running totals. Functions take the write transaction (``db.writer.Tx``;
+``SessionTx`` wraps a session) or the session first, and never commit.
 
 Entries never change once written. Kinds and their effect on the totals:
 

@@ -1,4 +1,5 @@
-"""SQL for tasks and stored input files. Functions take the session first and never commit."""
+"""SQL for tasks and stored input files. Functions take the session (or, on the hot path, the
+write transaction ``db.writer.Tx``) first and never commit."""
 
 from __future__ import annotations
 
