@@ -112,6 +112,12 @@ def measure(show: bool) -> dict[str, int]:
     counts: dict[str, int] = {}
     with tempfile.TemporaryDirectory() as scratch, gateway(Path(scratch)) as (base, gw):
         event.listen(gw.db.engine.sync_engine, "before_cursor_execute", recorder)
+        # The SQLite write connection (db/writer.py) runs outside the engine: its statements too.
+        gw.db.trace_writes(
+            lambda sql: (
+                None if sql in ("BEGIN IMMEDIATE", "COMMIT", "ROLLBACK") else recorder(None, None, sql)
+            )
+        )
         with httpx.Client(base_url=base, timeout=30) as http:
             http.headers["Authorization"] = f"Bearer {new_key(http)}"
             for _ in range(4):  # spend the free calls and warm every cache

@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, insert
 
 from imagegate.db.models import Account, Base, Task
 from imagegate.db.session import Database
@@ -29,6 +29,11 @@ class Statements:
         self.by: dict[str, list[str]] = {"request": [], "worker": []}
 
     def __call__(self, _conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        self.written(statement)
+
+    def written(self, statement: str) -> None:
+        if statement in ("BEGIN IMMEDIATE", "COMMIT", "ROLLBACK"):
+            return
         task = asyncio.current_task()
         who = "worker" if task is not None and task.get_name().startswith("task-") else "request"
         with self.lock:
@@ -44,9 +49,12 @@ class Statements:
 def instant(tmp_path: Path) -> Iterator[tuple[Gateway, Statements]]:
     gw = start_gateway(tmp_path, default_provider="instant", free_calls_per_variant=1)
     statements = Statements()
-    engine = gw.thread.app.state.gateway.db.engine.sync_engine
+    db = gw.thread.app.state.gateway.db
+    engine = db.engine.sync_engine
     event.listen(engine, "before_cursor_execute", statements)
+    db.trace_writes(statements.written)  # the SQLite write connection's statements
     yield gw, statements
+    db.trace_writes(None)
     event.remove(engine, "before_cursor_execute", statements)
     gw.close()
 
@@ -122,6 +130,51 @@ async def test_read_one_types_a_row_as_the_orm_would(tmp_path: Path, where: str)
             await store.read_for_account(db, "someone-else", "t-1")
         with pytest.raises(NotFoundError):
             await store.read_for_account(db, "acct", "t-2")
+    finally:
+        await db.dispose()
+
+
+@pytest.mark.parametrize("where", ["file", "memory"])
+async def test_a_write_commits_whole_or_not_at_all_and_types_as_the_orm(tmp_path: Path, where: str) -> None:
+    """``Database.write``: the SQLite write connection (a file) and the session fallback (anything
+    else) insert with the columns' defaults, read RETURNING rows typed alike, and roll back on error."""
+    url = f"sqlite:///{tmp_path / 'write.db'}" if where == "file" else "sqlite://"
+    db = Database(url)
+    try:
+        async with db.engine.begin() as connection:
+            await connection.run_sync(Base.metadata.create_all)
+        stamp = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+        async with db.write() as tx:
+            await tx.run(
+                insert(Base.metadata.tables["accounts"]), {"id": "acct", "name": "a", "created_at": stamp}
+            )
+            await store.add(tx, {**TASK, "created_at": stamp})  # attempts, prices... by their defaults
+        with pytest.raises(RuntimeError):
+            async with db.write() as tx:
+                claimed = await store.claim(tx, "t-2", stamp, timedelta(seconds=30))
+                assert claimed is None  # t-2 does not exist
+                await store.add(tx, {**TASK, "id": "t-2", "status": "pending", "created_at": stamp})
+                raise RuntimeError("rolled back")
+        with pytest.raises(NotFoundError):
+            await store.read_for_account(db, "acct", "t-2")
+        async with db.write() as tx:
+            await store.add(tx, {**TASK, "id": "t-3", "status": "pending", "created_at": stamp})
+            claimed = await store.claim(tx, "t-3", stamp, timedelta(seconds=30))
+        assert claimed is not None
+        assert (claimed.status, claimed.attempts, claimed.started_at) == ("processing", 1, stamp)
+        assert claimed.lease_until == stamp + timedelta(seconds=30) and claimed.params == TASK["params"]
+        async with db.write() as tx:  # only the attempt that holds the task renews its lease
+            assert await store.renew(tx, "t-3", 1, stamp + timedelta(seconds=60))
+            assert not await store.renew(tx, "t-3", 2, stamp + timedelta(seconds=90))
+        renewed = await store.read_for_account(db, "acct", "t-3")
+        assert renewed.lease_until == stamp + timedelta(seconds=60)
+        task = await store.read_for_account(db, "acct", "t-1")
+        assert (task.attempts, task.price_micro, task.created_at, task.images) == (
+            0,
+            0,
+            stamp,
+            TASK["images"],
+        )
     finally:
         await db.dispose()
 

@@ -196,7 +196,7 @@ def _etag(task: Task) -> str:
 async def _load(gw: Gateway, account_id: str, task_id: str, wait_s: float) -> Task:
     """The task; with ``wait_s``, held until it ends or the wait runs out (a long poll that
     wakes on the end event, so a waiting reader costs nothing while it waits)."""
-    task = await waiting.read(gw, account_id, task_id)
+    task = await store.read_view_for_account(gw.db, account_id, task_id)
     if wait_s <= 0 or TaskStatus(task.status).terminal:
         return task
     try:
@@ -208,7 +208,7 @@ async def _load(gw: Gateway, account_id: str, task_id: str, wait_s: float) -> Ta
                     break
     except (TimeoutError, BusClosed):
         pass  # answer with the task as it stands
-    return await waiting.read(gw, account_id, task_id)
+    return await store.read_view_for_account(gw.db, account_id, task_id)
 
 
 async def _read(

@@ -11,6 +11,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from imagegate.db.models import Base, FreeCallUsage
+from imagegate.db.writer import Tx
 
 _USAGE = Base.metadata.tables["free_call_usage"]
 
@@ -39,24 +40,28 @@ def _claim_statement(dialect: str) -> Any:
     ).returning(_USAGE.c.used)
 
 
-async def claim(session: AsyncSession, account_id: str, variant: str, allowance: int) -> bool:
+async def claim(tx: Tx, account_id: str, variant: str, allowance: int) -> bool:
     """Use one free call if any is left (one upsert). Call with the account's balance row locked."""
     if allowance <= 0:
         return False
-    statement = _claim_statement(session.get_bind().dialect.name)
+    statement = _claim_statement(tx.dialect)
     values = {"account_id": account_id, "variant": variant, "used": 1, "allowance": allowance}
-    return (await session.execute(statement, values)).first() is not None
+    return await tx.first(statement, values) is not None
 
 
-async def give_back(session: AsyncSession, account_id: str, variant: str) -> None:
-    await session.execute(
-        update(FreeCallUsage)
-        .where(
-            FreeCallUsage.account_id == account_id, FreeCallUsage.variant == variant, FreeCallUsage.used > 0
-        )
-        .values(used=FreeCallUsage.used - 1)
-        .execution_options(synchronize_session=False)
+_GIVE_BACK = (
+    update(_USAGE)
+    .where(
+        _USAGE.c.account_id == bindparam("owner"),
+        _USAGE.c.variant == bindparam("used_variant"),
+        _USAGE.c.used > 0,
     )
+    .values(used=_USAGE.c.used - 1)
+)
+
+
+async def give_back(tx: Tx, account_id: str, variant: str) -> None:
+    await tx.run(_GIVE_BACK, {"owner": account_id, "used_variant": variant})
 
 
 async def used(session: AsyncSession, account_id: str) -> dict[str, int]:

@@ -1,4 +1,5 @@
-"""The ledger and its running totals. Functions take the session first and never commit.
+"""The ledger and its running totals. Functions take the write transaction (``db.writer.Tx``;
+``SessionTx`` wraps a session) or the session first, and never commit.
 
 Entries never change once written. Kinds and their effect on the totals:
 
@@ -38,6 +39,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
 from imagegate.db.models import Balance, Base, LedgerEntry, Task
+from imagegate.db.writer import SessionTx, Tx
 from imagegate.errors import InsufficientCreditsError, ValidationError
 
 
@@ -68,16 +70,20 @@ class Totals:
         return self.paid_micro + self.bonus_micro
 
 
-async def ensure_balance(session: AsyncSession, account_id: str) -> None:
-    """The account's balance row, made if missing; two replicas making it at once both succeed."""
-    if await session.get(Balance, account_id) is not None:
-        return
-    dialect = session.get_bind().dialect.name
-    upsert = postgresql_insert if dialect == "postgresql" else sqlite_insert
-    await session.execute(upsert(Balance).values(account_id=account_id).on_conflict_do_nothing())
-
-
 _BALANCES = Base.metadata.tables["balances"]
+
+
+@functools.cache
+def _make_balance(dialect: str) -> Any:
+    upsert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    return upsert(_BALANCES).on_conflict_do_nothing()
+
+
+async def ensure_balance(tx: Tx, account_id: str) -> None:
+    """The account's balance row, made if missing; two replicas making it at once both succeed."""
+    await tx.run(_make_balance(tx.dialect), {"account_id": account_id})
+
+
 _ENTRIES = Base.metadata.tables["ledger_entries"]
 _TOTALS = (
     _BALANCES.c.paid_micro,
@@ -130,9 +136,7 @@ class Locked:
     also: tuple[Any, ...]  # the values of the statement's ``also`` expressions, in order
 
 
-async def lock(
-    session: AsyncSession, account_id: str, statement: LockStatement = _LOCK, **parameters: Any
-) -> Locked:
+async def lock(tx: Tx, account_id: str, statement: LockStatement = _LOCK, **parameters: Any) -> Locked:
     """Take the account's balance row for the rest of the transaction, and read it.
 
     The UPDATE comes first on purpose: on SQLite it takes the write lock before any read
@@ -144,15 +148,18 @@ async def lock(
     subqueries of an UPDATE that waited for the row see the data as it was before the wait.
     """
     values = {LOCKED_ACCOUNT: account_id, **parameters}
-    inline = statement.also is None or session.get_bind().dialect.name == "sqlite"
+    inline = statement.also is None or tx.dialect == "sqlite"
     chosen = statement.combined if inline else statement.plain
-    row = (await session.execute(chosen, values)).first()
+    row = await tx.first(chosen, values)
     if row is None:
-        await ensure_balance(session, account_id)
-        row = (await session.execute(chosen, values)).one()
+        await ensure_balance(tx, account_id)
+        row = await tx.first(chosen, values)
+        assert row is not None
     also = tuple(row[5:])
     if not inline and statement.also is not None:
-        also = tuple((await session.execute(statement.also, values)).one())
+        found = await tx.first(statement.also, values)
+        assert found is not None
+        also = tuple(found)
     return Locked(account_id, Totals(*(int(v) for v in row[:5])), also)
 
 
@@ -166,15 +173,15 @@ def _move_statement(names: tuple[str, ...]) -> Update:
     )
 
 
-async def _move(session: AsyncSession, account_id: str, **deltas: int) -> None:
+async def _move(tx: Tx, account_id: str, **deltas: int) -> None:
     """Add ``deltas`` to the account's running totals (one UPDATE, no read)."""
     if any(deltas.values()):
         values = {f"add_{name}": delta for name, delta in deltas.items()}
-        await session.execute(_move_statement(tuple(deltas)), {"moved_account": account_id, **values})
+        await tx.run(_move_statement(tuple(deltas)), {"moved_account": account_id, **values})
 
 
 async def _record(
-    session: AsyncSession,
+    tx: Tx,
     account_id: str,
     kind: LedgerKind,
     amount: int,
@@ -183,7 +190,7 @@ async def _record(
     task_id: str | None,
     note: str | None = None,
 ) -> None:
-    await session.execute(
+    await tx.run(
         _INSERT_ENTRY,
         {
             "account_id": account_id,
@@ -215,10 +222,11 @@ async def grant(
 ) -> Totals:
     if amount_micro <= 0:
         raise ValidationError("a grant must be a positive amount", param="usd")
-    await lock(session, account_id)
+    tx = SessionTx(session)
+    await lock(tx, account_id)
     bonus_part = amount_micro if bonus else 0
-    await _move(session, account_id, paid_micro=amount_micro - bonus_part, bonus_micro=bonus_part)
-    await _record(session, account_id, LedgerKind.GRANT, amount_micro, bonus_part, now, None, note)
+    await _move(tx, account_id, paid_micro=amount_micro - bonus_part, bonus_micro=bonus_part)
+    await _record(tx, account_id, LedgerKind.GRANT, amount_micro, bonus_part, now, None, note)
     return await totals(session, account_id)
 
 
@@ -233,13 +241,13 @@ def hold_parts(locked: Locked, price: int) -> int:
     return min(locked.totals.bonus_micro, price)  # the bonus bucket goes first
 
 
-async def hold(session: AsyncSession, locked: Locked, task_id: str, price: int, now: datetime) -> int:
+async def hold(tx: Tx, locked: Locked, task_id: str, price: int, now: datetime) -> int:
     """Reserve ``price`` on a locked balance, or raise 402 (nothing written). The bonus part."""
     bonus_part = hold_parts(locked, price)
     await _move(
-        session, locked.account_id, bonus_micro=-bonus_part, paid_micro=bonus_part - price, held_micro=price
+        tx, locked.account_id, bonus_micro=-bonus_part, paid_micro=bonus_part - price, held_micro=price
     )
-    await _record(session, locked.account_id, LedgerKind.HOLD, price, bonus_part, now, task_id)
+    await _record(tx, locked.account_id, LedgerKind.HOLD, price, bonus_part, now, task_id)
     return bonus_part
 
 
@@ -257,14 +265,13 @@ def _end_hold_statement(to: HoldState) -> Update:
     )
 
 
-async def _end_hold(session: AsyncSession, task: Task, to: HoldState, now: datetime) -> bool:
+async def _end_hold(tx: Tx, task: Task, to: HoldState, now: datetime) -> bool:
     """Move the hold held -> ``to`` once (a conditional UPDATE), then record it. False if it had ended.
 
     The totals move by deltas in one UPDATE of the balance row (it takes the row lock too),
     so no read of the row is needed.
     """
-    moved = await session.execute(_end_hold_statement(to), {"ended_task": task.id, "at": now})
-    if moved.rowcount != 1:  # type: ignore[attr-defined]
+    if await tx.run(_end_hold_statement(to), {"ended_task": task.id, "at": now}) != 1:
         return False
     # What the UPDATE wrote, on the caller's object too (as loaded: not a change to flush).
     set_committed_value(task, "hold_state", to.value)
@@ -273,7 +280,7 @@ async def _end_hold(session: AsyncSession, task: Task, to: HoldState, now: datet
     price, bonus_part = task.charge_micro, task.hold_bonus_micro
     if to is HoldState.CAPTURED:  # the money is spent
         await _move(
-            session,
+            tx,
             task.account_id,
             held_micro=-price,
             spent_bonus_micro=bonus_part,
@@ -282,21 +289,21 @@ async def _end_hold(session: AsyncSession, task: Task, to: HoldState, now: datet
         kind = LedgerKind.CAPTURE
     else:  # the money goes back to the buckets it came from
         await _move(
-            session, task.account_id, held_micro=-price, bonus_micro=bonus_part, paid_micro=price - bonus_part
+            tx, task.account_id, held_micro=-price, bonus_micro=bonus_part, paid_micro=price - bonus_part
         )
         kind = LedgerKind.RELEASE
-    await _record(session, task.account_id, kind, price, bonus_part, now, task.id)
+    await _record(tx, task.account_id, kind, price, bonus_part, now, task.id)
     return True
 
 
-async def capture(session: AsyncSession, task: Task, now: datetime) -> bool:
+async def capture(tx: Tx, task: Task, now: datetime) -> bool:
     """Charge a completed task's hold. False if the hold had already ended."""
-    return await _end_hold(session, task, HoldState.CAPTURED, now)
+    return await _end_hold(tx, task, HoldState.CAPTURED, now)
 
 
-async def release(session: AsyncSession, task: Task, now: datetime) -> bool:
+async def release(tx: Tx, task: Task, now: datetime) -> bool:
     """Give a failed, canceled or expired task's hold back. False if it had already ended."""
-    return await _end_hold(session, task, HoldState.RELEASED, now)
+    return await _end_hold(tx, task, HoldState.RELEASED, now)
 
 
 @dataclass(frozen=True)

@@ -121,8 +121,23 @@ def resolve(
     )
 
 
+_DEPRECATION: dict[tuple[int, str], tuple[ModelSpec, dict[str, str]]] = {}
+
+
 def deprecation_headers(model: ModelSpec, base_url: str) -> dict[str, str]:
-    """RFC 9745 Deprecation, RFC 8594 Sunset, and a Link to the successor's page."""
+    """RFC 9745 Deprecation, RFC 8594 Sunset, and a Link to the successor's page (made once per
+    model and base URL: every answer about a task of that model carries them)."""
+    found = _DEPRECATION.get((id(model), base_url))
+    if found is not None and found[0] is model:
+        return found[1]
+    headers = _deprecation_headers(model, base_url)
+    if len(_DEPRECATION) >= 1024:
+        _DEPRECATION.clear()
+    _DEPRECATION[id(model), base_url] = (model, headers)
+    return headers
+
+
+def _deprecation_headers(model: ModelSpec, base_url: str) -> dict[str, str]:
     life = model.lifecycle
     if not life.deprecated and life.shutdown_date is None:
         return {}

@@ -14,6 +14,8 @@ from sqlalchemy.dialects import registry
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+from imagegate.db.writer import Prepared, SessionTx, SQLiteTx, Tx
+
 registry.register("sqlite.inline", "imagegate.db.sqlite_inline", "SQLiteDialect_inline")
 
 
@@ -38,33 +40,23 @@ def make_engine(url: str) -> AsyncEngine:
 READ_BUSY_WAIT_S = 30.0  # a WAL reader waits only in rare cases (another process recovering the WAL)
 
 
-class _Prepared:
-    """A Core SELECT compiled once for the reader: its SQL, how to bind and how to read a row."""
+async def _retry_busy(call: Callable[[], Any]) -> None:
+    """``call``, again after a short ``asyncio.sleep`` while another process holds the lock."""
+    deadline = time.monotonic() + WRITE_BUSY_WAIT_S
+    backoff = 0.001
+    while True:
+        try:
+            call()
+            return
+        except sqlite3.OperationalError as exc:
+            busy = "locked" in str(exc) or "busy" in str(exc)
+            if not busy or time.monotonic() > deadline:
+                raise
+        await asyncio.sleep(backoff)
+        backoff = min(backoff * 2, 0.05)
 
-    def __init__(self, statement: Select[Any], engine: AsyncEngine) -> None:
-        self.statement = statement  # held, so its id() is never reused while this is cached
-        dialect = engine.dialect
-        compiled = statement.compile(dialect=dialect)
-        self.sql = str(compiled)
-        self.names = list(compiled.positiontup or [])
-        binds = {name: compiled.binds[name].type._cached_bind_processor(dialect) for name in self.names}
-        self.binders: list[tuple[str, Callable[[Any], Any] | None]] = [(n, binds[n]) for n in self.names]
-        columns = statement.selected_columns
-        self.keys = [str(column.key) for column in columns]
-        self.readers = [column.type._cached_result_processor(dialect, None) for column in columns]
-        # Only the columns whose values need converting are visited per row; the rest go by zip.
-        self.converted = [(k, r) for k, r in zip(self.keys, self.readers, strict=True) if r is not None]
 
-    def parameters(self, values: Mapping[str, Any]) -> tuple[Any, ...]:
-        return tuple(bind(values[name]) if bind else values[name] for name, bind in self.binders)
-
-    def row(self, raw: tuple[Any, ...]) -> dict[str, Any]:
-        row = dict(zip(self.keys, raw, strict=True))
-        for key, read in self.converted:
-            value = row[key]
-            if value is not None:
-                row[key] = read(value)
-        return row
+WRITE_BUSY_WAIT_S = 30.0  # how long a write waits for another process's write lock
 
 
 class Database:
@@ -74,7 +66,10 @@ class Database:
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self._write_lock = asyncio.Lock() if self.engine.dialect.name == "sqlite" else None
         self._reader: sqlite3.Connection | None = None
-        self._prepared: dict[int, _Prepared] = {}
+        self._writer: sqlite3.Connection | None = None
+        self._prepared: dict[int, Prepared] = {}
+        self._written: dict[Any, Prepared] = {}
+        self._trace: Callable[[str], None] | None = None
         database = self.engine.url.database
         if self.engine.dialect.name == "sqlite" and database and database != ":memory:":
             self._reader_path: str | None = database
@@ -95,7 +90,7 @@ class Database:
             return dict(found) if found is not None else None
         prepared = self._prepared.get(id(statement))
         if prepared is None or prepared.statement is not statement:
-            prepared = self._prepared[id(statement)] = _Prepared(statement, self.engine)
+            prepared = self._prepared[id(statement)] = Prepared(statement, self.engine.dialect)
         reader = self._reader or self._open_reader(self._reader_path)
         parameters = prepared.parameters(values)
         deadline = time.monotonic() + READ_BUSY_WAIT_S
@@ -108,13 +103,61 @@ class Database:
                 if not busy or time.monotonic() > deadline:
                     raise
             await asyncio.sleep(0.002)
-        return prepared.row(raw) if raw is not None else None
+        return prepared.mapping(raw) if raw is not None else None
 
     def _open_reader(self, path: str) -> sqlite3.Connection:
         reader = sqlite3.connect(path, timeout=0, isolation_level=None, check_same_thread=False)
         reader.execute("PRAGMA query_only=ON")
         self._reader = reader
         return reader
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[Tx]:
+        """A write transaction for Core statements (``db.writer``): commits on success, rolls
+        back on any error.
+
+        On a SQLite file the statements run on a stdlib connection kept for it, in a BEGIN
+        IMMEDIATE taken under this process's write lock (another process's write lock is
+        waited for with ``asyncio.sleep``, never by sleeping the loop's thread). Elsewhere it
+        is ``transaction()``'s session.
+        """
+        if self._reader_path is None or self._write_lock is None:
+            async with self.transaction() as session:
+                yield SessionTx(session)
+            return
+        async with self._write_lock:
+            writer = self._writer or self._open_writer(self._reader_path)
+            await _retry_busy(lambda: writer.execute("BEGIN IMMEDIATE"))
+            try:
+                yield SQLiteTx(writer, self._prepare_write)
+                await _retry_busy(lambda: writer.execute("COMMIT"))
+            except BaseException:
+                if writer.in_transaction:  # SQLite may have rolled back already (a full disk)
+                    writer.execute("ROLLBACK")
+                raise
+
+    def _prepare_write(self, statement: Any, values: Mapping[str, Any]) -> Prepared:
+        key: Any = (id(statement), frozenset(values)) if statement.is_insert else id(statement)
+        prepared = self._written.get(key)
+        if prepared is None or prepared.statement is not statement:
+            columns = list(values) if statement.is_insert else None
+            prepared = self._written[key] = Prepared(statement, self.engine.dialect, columns)
+        return prepared
+
+    def _open_writer(self, path: str) -> sqlite3.Connection:
+        writer = sqlite3.connect(path, timeout=0, isolation_level=None, check_same_thread=False)
+        writer.execute("PRAGMA synchronous=NORMAL")
+        writer.execute("PRAGMA foreign_keys=ON")
+        writer.set_trace_callback(self._trace)
+        self._writer = writer
+        return writer
+
+    def trace_writes(self, callback: Callable[[str], None] | None) -> None:
+        """Call ``callback`` with each SQL text the SQLite write connection runs (tests and
+        benchmarks count statements with it; the engine's events do not see that connection)."""
+        self._trace = callback
+        if self._writer is not None:
+            self._writer.set_trace_callback(callback)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
@@ -133,7 +176,8 @@ class Database:
             yield session
 
     async def dispose(self) -> None:
-        if self._reader is not None:
-            self._reader.close()
-            self._reader = None
+        for connection in (self._reader, self._writer):
+            if connection is not None:
+                connection.close()
+        self._reader = self._writer = None
         await self.engine.dispose()

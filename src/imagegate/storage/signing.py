@@ -35,16 +35,26 @@ def load_or_create_secret(path: Path) -> bytes:
     return base64.b64decode(path.read_text().strip())
 
 
+PATHS_KEPT = 4096  # signed paths remembered: a polled task's links are signed once, not per GET
+
+
 class UrlSigner:
     def __init__(self, secret: bytes) -> None:
         self._secret = secret
+        self._paths: dict[tuple[str, int], str] = {}
 
     def signature(self, key: str, expires: int) -> str:
         mac = hmac.new(self._secret, f"{key}\n{expires}".encode(), hashlib.sha256).digest()
         return base64.urlsafe_b64encode(mac[:24]).decode().rstrip("=")
 
     def path(self, key: str, expires: int) -> str:
-        return f"{FILES_PREFIX}{quote(key)}?expires={expires}&sig={self.signature(key, expires)}"
+        found = self._paths.get((key, expires))
+        if found is None:
+            if len(self._paths) >= PATHS_KEPT:
+                self._paths.clear()
+            found = f"{FILES_PREFIX}{quote(key)}?expires={expires}&sig={self.signature(key, expires)}"
+            self._paths[key, expires] = found
+        return found
 
     def verify(self, key: str, expires: int, sig: str) -> bool:
         # Bytes, not str: compare_digest refuses non-ASCII str, and a link's sig is user input.

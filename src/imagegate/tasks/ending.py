@@ -16,10 +16,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from imagegate.billing import free_calls, ledger
 from imagegate.db.models import Task
+from imagegate.db.writer import Tx
 from imagegate.gateway import Gateway
 from imagegate.tasks import outbox, publish, store
 from imagegate.tasks.status import TaskStatus
@@ -66,12 +65,12 @@ async def delete_keys(gw: Gateway, keys: Iterable[str]) -> None:
             await gw.storage.delete(key)
 
 
-async def settle(session: AsyncSession, task: Task, status: TaskStatus, now: datetime) -> None:
+async def settle(tx: Tx, task: Task, status: TaskStatus, now: datetime) -> None:
     """End a task's hold: completed is charged, anything else is not (and its free call returns)."""
     if status is TaskStatus.COMPLETED:
-        await ledger.capture(session, task, now)
-    elif await ledger.release(session, task, now) and task.free_call:
-        await free_calls.give_back(session, task.account_id, task.variant)
+        await ledger.capture(tx, task, now)
+    elif await ledger.release(tx, task, now) and task.free_call:
+        await free_calls.give_back(tx, task.account_id, task.variant)
 
 
 def _accounting(outcome: Outcome) -> dict[str, Any]:
@@ -104,9 +103,9 @@ async def end_task(gw: Gateway, task_id: str, outcome: Outcome, fence: Fence = A
         )
     ended: Task | None = None
     keys: list[str] = []
-    async with gw.db.transaction() as session:
+    async with gw.db.write() as tx:
         ended = await store.end(
-            session,
+            tx,
             task_id,
             outcome.status,
             values,
@@ -115,12 +114,10 @@ async def end_task(gw: Gateway, task_id: str, outcome: Outcome, fence: Fence = A
             lease_expired_at=fence.lease_expired_at,
         )
         if ended is not None:
-            await settle(session, ended, outcome.status, now)  # sets the settlement's columns on it
+            await settle(tx, ended, outcome.status, now)  # sets the settlement's columns on it
             if any(ref.get("kind") == "storage" for ref in ended.inputs):  # else none were held
-                files = await store.files_of_task(session, task_id)
-                await store.forget_files(session, [f.id for f in files])
-                keys = [f.key for f in files]
-            await outbox.record_end(session, ended, now)  # webhooks: the event, and a delivery if asked
+                keys = await store.forget_files_of_task(tx, task_id)
+            await outbox.record_end(tx, ended, now)  # webhooks: the event, and a delivery if asked
     if ended is None:
         keys = [image["key"] for image in outcome.images]  # this attempt lost: its outputs go
     await delete_keys(gw, keys)

@@ -9,7 +9,8 @@ from enum import StrEnum
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from imagegate.db.models import Task, WebhookDelivery
+from imagegate.db.models import Base, Task, WebhookDelivery
+from imagegate.db.writer import Tx
 
 
 class EventType(StrEnum):
@@ -34,21 +35,28 @@ def message_id(task_id: str) -> str:
     return f"evt_{task_id}"
 
 
-_INSERT = insert(WebhookDelivery)  # built once: the statement is compiled once and cached
+_INSERT = insert(
+    Base.metadata.tables[WebhookDelivery.__tablename__]
+)  # built once: the statement is compiled once and cached
 
 
-async def record_end(session: AsyncSession, task: Task, now: datetime) -> None:
+async def record_end(tx: Tx, task: Task, now: datetime) -> None:
     """A delivery row if the task has a callback; nothing otherwise (``listen`` reads the task
     rows themselves), so a task without a callback pays no statement here."""
     if task.callback_url:
-        await enqueue(session, task, task.callback_url, now)
+        await tx.run(_INSERT, _delivery(task, task.callback_url, now))
 
 
 async def enqueue(session: AsyncSession, task: Task, url: str, now: datetime) -> str:
     """A new delivery of ``task``'s end to ``url``, due now: its id."""
-    delivery_id = str(uuid.uuid4())
-    row = {
-        "id": delivery_id,
+    row = _delivery(task, url, now)
+    await session.execute(_INSERT, row)
+    return str(row["id"])
+
+
+def _delivery(task: Task, url: str, now: datetime) -> dict[str, object]:
+    return {
+        "id": str(uuid.uuid4()),
         "account_id": task.account_id,
         "task_id": task.id,
         "message_id": message_id(task.id),
@@ -61,8 +69,6 @@ async def enqueue(session: AsyncSession, task: Task, url: str, now: datetime) ->
         "created_at": now,
         "finished_at": None,
     }
-    await session.execute(_INSERT, row)
-    return delivery_id
 
 
 __all__ = ["DeliveryState", "EventType", "enqueue", "event_type", "message_id", "record_end"]

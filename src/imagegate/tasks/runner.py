@@ -117,8 +117,8 @@ async def _leased(gw: Gateway, task_id: str, attempt: int) -> AsyncIterator[None
         while True:
             await asyncio.sleep(lease_s / 3)
             try:
-                async with gw.db.transaction() as session:
-                    held = await store.renew(session, task_id, attempt, gw.now() + timedelta(seconds=lease_s))
+                async with gw.db.write() as tx:
+                    held = await store.renew(tx, task_id, attempt, gw.now() + timedelta(seconds=lease_s))
             except Exception:
                 log.warning("could not renew the lease of task %s; trying again", task_id, exc_info=True)
                 continue
@@ -192,8 +192,8 @@ async def run(gw: Gateway, task_id: str) -> bool:
 
 async def _run(gw: Gateway, task_id: str, stop: _Stop) -> bool:
     lease = timedelta(seconds=gw.settings.lease_s)
-    async with gw.db.transaction() as session:
-        task = await store.claim(session, task_id, gw.now(), lease)
+    async with gw.db.write() as tx:
+        task = await store.claim(tx, task_id, gw.now(), lease)
     if task is None:
         return False
     attempt = task.attempts

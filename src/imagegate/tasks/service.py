@@ -14,7 +14,6 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from sqlalchemy import String, bindparam
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from imagegate.accounts.store import Principal
 from imagegate.billing import free_calls, ledger
@@ -22,6 +21,7 @@ from imagegate.billing.pricing import call_price_micro
 from imagegate.catalog import ActionName, ModelSpec
 from imagegate.catalog.lifecycle import resolve
 from imagegate.db.models import StoredFile, Task
+from imagegate.db.writer import Tx
 from imagegate.errors import ConflictError, RateLimitError
 from imagegate.gateway import Gateway
 from imagegate.limits import Tier
@@ -116,7 +116,8 @@ async def submit(gw: Gateway, who: Principal, sub: Submission, enqueue: Enqueue)
     now = gw.now()
     # The requested variant's price, even when a successor serves it.
     price = call_price_micro(sub.model, sub.params, sub.n)
-    task = Task(
+    # The row as a plain dict (an ORM object would only be read back into one for the INSERT).
+    row: dict[str, Any] = dict(
         id=task_id,
         account_id=who.account_id,
         api_key_id=who.key_id,
@@ -154,41 +155,42 @@ async def submit(gw: Gateway, who: Principal, sub: Submission, enqueue: Enqueue)
     )
     replay: Task | None = None
     try:
-        async with gw.db.transaction() as session:
-            locked = await _lock(gw, session, who, variant.name)
+        async with gw.db.write() as tx:
+            locked = await _lock(gw, tx, who, variant.name)
             if sub.idempotency_key is not None:
                 digest = idempotency.request_hash(sub.fingerprint)
                 original = await idempotency.claim(
-                    session, who.account_id, sub.idempotency_key, digest, task_id, now
+                    tx, who.account_id, sub.idempotency_key, digest, task_id, now
                 )
                 if original is not None:
-                    replay = await store.get_for_account(session, who.account_id, original)
+                    replay = await store.read_in(tx, who.account_id, original)
             if replay is None:
-                await _admit(gw, session, tier, locked, task, now)
+                await _admit(gw, tx, tier, locked, row, now)
                 if gw.defer_in_transaction is not None:  # its job commits or rolls back with it
-                    await gw.defer_in_transaction(session, task.id, task.provider)
+                    assert tx.session is not None  # procrastinate runs on PostgreSQL: a session's
+                    await gw.defer_in_transaction(tx.session, task_id, row["provider"])
     except BaseException:
         await inputs.drop(gw, records)
         raise
     if replay is not None:
         await inputs.drop(gw, records)  # the original task keeps its own inputs
         return Submitted(task=replay, replayed=True)
-    await publish.status(gw, task.id, TaskStatus.PENDING)  # before the worker can say processing
-    enqueue(task.id)
-    return Submitted(task=task, replayed=False)
+    await publish.status(gw, task_id, TaskStatus.PENDING)  # before the worker can say processing
+    enqueue(task_id)
+    return Submitted(task=store.detached(row), replayed=False)
 
 
-async def _lock(gw: Gateway, session: AsyncSession, who: Principal, variant: str) -> ledger.Locked | None:
+async def _lock(gw: Gateway, tx: Tx, who: Principal, variant: str) -> ledger.Locked | None:
     """The balance row lock, which serializes one account's creations (holds and the concurrency
     count), read in the same statement as the active tasks and the free calls used."""
     settings = gw.settings
     if not (settings.billing_enabled or settings.rate_limits_enabled):
         return None
-    return await ledger.lock(session, who.account_id, _LOCK_FOR_CREATE, variant=variant)
+    return await ledger.lock(tx, who.account_id, _LOCK_FOR_CREATE, variant=variant)
 
 
 async def _admit(
-    gw: Gateway, session: AsyncSession, tier: Tier, locked: ledger.Locked | None, task: Task, now: datetime
+    gw: Gateway, tx: Tx, tier: Tier, locked: ledger.Locked | None, task: dict[str, Any], now: datetime
 ) -> None:
     """The concurrency limit, then the free call or the hold, then the row."""
     settings = gw.settings
@@ -204,15 +206,15 @@ async def _admit(
     if (
         settings.billing_enabled
         and free_calls.left(free_used, allowance)
-        and await free_calls.claim(session, task.account_id, task.variant, allowance)
+        and await free_calls.claim(tx, task["account_id"], task["variant"], allowance)
     ):
-        task.free_call, task.charge_micro = True, 0
+        task["free_call"], task["charge_micro"] = True, 0
     if locked is not None and settings.billing_enabled:
-        task.hold_bonus_micro = await ledger.hold(session, locked, task.id, task.charge_micro, now)
-        task.hold_state = ledger.HoldState.HELD
+        task["hold_bonus_micro"] = await ledger.hold(tx, locked, task["id"], task["charge_micro"], now)
+        task["hold_state"] = ledger.HoldState.HELD
     else:
-        task.hold_state = ledger.HoldState.NONE
-    await store.add(session, task)
+        task["hold_state"] = ledger.HoldState.NONE
+    await store.add(tx, task)
 
 
 async def cancel(gw: Gateway, who: Principal, task_id: str) -> Task:

@@ -1,4 +1,5 @@
-"""SQL for tasks and stored input files. Functions take the session first and never commit."""
+"""SQL for tasks and stored input files. Functions take the session (or, on the hot path, the
+write transaction ``db.writer.Tx``) first and never commit."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from sqlalchemy.orm import configure_mappers
 
 from imagegate.db.models import Base, StoredFile, Task
 from imagegate.db.session import Database
+from imagegate.db.writer import Tx
 from imagegate.errors import NotFoundError
 from imagegate.tasks import cursor
 from imagegate.tasks.status import ACTIVE, TaskStatus
@@ -45,10 +47,59 @@ async def read_for_account(db: Database, account_id: str, task_id: str) -> Task:
     row = await db.read_one(_BY_ID, {"task_id": task_id})
     if row is None or row["account_id"] != account_id:
         raise NotFoundError(f"No task {task_id!r}.", param="id")
-    return _detached(row)
+    return detached(row)
 
 
-def _detached(row: dict[str, Any]) -> Task:
+# What a task's view, its ETag and its headers read (tasks/views.py, api/runapi.py): a poll
+# neither reads nor decodes the request's parameters, render settings and inputs.
+_VIEWED = [
+    "id",
+    "account_id",
+    "status",
+    "service",
+    "action",
+    "model",
+    "model_served",
+    "variant",
+    "provider",
+    "images",
+    "usage",
+    "provider_attempts",
+    "error",
+    "error_code",
+    "client_request_id",
+    "price_micro",
+    "charge_micro",
+    "free_call",
+    "hold_state",
+    "refunded_at",
+    "created_at",
+    "started_at",
+    "completed_at",
+    "outputs_expire_at",
+    "outputs_deleted_at",
+]
+_VIEW_BY_ID = select(*(_TASKS.c[name] for name in _VIEWED)).where(_TASKS.c.id == bindparam("task_id"))
+
+
+async def read_view_for_account(db: Database, account_id: str, task_id: str) -> Task:
+    """``read_for_account`` with only the columns of the task's view (the other attributes of
+    the detached Task read as None): for polls, which only answer with the view."""
+    row = await db.read_one(_VIEW_BY_ID, {"task_id": task_id})
+    if row is None or row["account_id"] != account_id:
+        raise NotFoundError(f"No task {task_id!r}.", param="id")
+    return detached(row)
+
+
+async def read_in(tx: Tx, account_id: str, task_id: str) -> Task:
+    """``read_for_account`` inside a write transaction."""
+    row = await tx.first_mapping(_BY_ID, {"task_id": task_id})
+    if row is None or row["account_id"] != account_id:
+        raise NotFoundError(f"No task {task_id!r}.", param="id")
+    return detached(row)
+
+
+def detached(row: dict[str, Any]) -> Task:
     """A row of the tasks table as a detached Task (no identity map, no unit of work)."""
     if not _CONFIGURED:  # attributes of an instance made outside any session need the mapping done
         _configure()
@@ -99,28 +150,33 @@ _CLAIM = (
 )
 
 
-async def claim(session: AsyncSession, task_id: str, now: datetime, lease: timedelta) -> Task | None:
+async def claim(tx: Tx, task_id: str, now: datetime, lease: timedelta) -> Task | None:
     """Take a pending task, or one whose worker's lease ran out, and read it in the same
     statement: its ``attempts`` is this worker's attempt number (the fence every later write
     of the run checks). None when another worker has it."""
-    result = await session.execute(_CLAIM, {"task_id": task_id, "now": now, "until": now + lease})
-    row = result.mappings().first()
-    return _detached(dict(row)) if row is not None else None
+    row = await tx.first_mapping(_CLAIM, {"task_id": task_id, "now": now, "until": now + lease})
+    return detached(row) if row is not None else None
 
 
 def _held_by(task_id: str, attempt: int) -> Any:
     return and_(Task.id == task_id, Task.status == TaskStatus.PROCESSING, Task.attempts == attempt)
 
 
-async def renew(session: AsyncSession, task_id: str, attempt: int, until: datetime) -> bool:
-    """Extend a running attempt's lease; False when the task is no longer this attempt's."""
-    result = await session.execute(
-        update(Task)
-        .where(_held_by(task_id, attempt))
-        .values(lease_until=until)
-        .execution_options(synchronize_session=False)
+# A lease renewal: every running task makes one per third of a lease, so it is built once.
+_RENEW = (
+    update(_TASKS)
+    .where(
+        _TASKS.c.id == bindparam("task_id"),
+        _TASKS.c.status == TaskStatus.PROCESSING,
+        _TASKS.c.attempts == bindparam("attempt"),
     )
-    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+    .values(lease_until=bindparam("until"))
+)
+
+
+async def renew(tx: Tx, task_id: str, attempt: int, until: datetime) -> bool:
+    """Extend a running attempt's lease; False when the task is no longer this attempt's."""
+    return await tx.run(_RENEW, {"task_id": task_id, "attempt": attempt, "until": until}) == 1
 
 
 async def release_lease(
@@ -153,7 +209,7 @@ async def hand_back(session: AsyncSession, task_id: str, attempt: int, now: date
 
 
 async def end(
-    session: AsyncSession,
+    tx: Tx,
     task_id: str,
     status: TaskStatus,
     values: dict[str, Any],
@@ -173,8 +229,8 @@ async def end(
     params.update(task_id=task_id, status=status)
     fences = {"fence_account": account_id, "fence_attempt": attempt, "fence_expired": lease_expired_at}
     params.update((name, value) for name, value in fences.items() if value is not None)
-    row = (await session.execute(statement, params)).mappings().first()
-    return _detached(dict(row)) if row is not None else None
+    row = await tx.first_mapping(statement, params)
+    return detached(row) if row is not None else None
 
 
 # The end's statements, one per shape (which fences, which columns), each built once: Core,
@@ -221,10 +277,9 @@ async def count_active(session: AsyncSession, account_id: str) -> int:
     return int(await session.scalar(select(active_of(account_id))) or 0)
 
 
-async def add(session: AsyncSession, task: Task) -> None:
-    """Insert a new task (one Core INSERT; ``task`` stays a plain object, outside the session)."""
-    values = {name: value for name, value in vars(task).items() if not name.startswith("_")}
-    await session.execute(_INSERT_TASK, values)
+async def add(tx: Tx, row: dict[str, Any]) -> None:
+    """Insert a new task from its column values (one Core INSERT, no ORM object)."""
+    await tx.run(_INSERT_TASK, row)
 
 
 async def active_before(session: AsyncSession, created_before: datetime) -> Sequence[Task]:
@@ -256,6 +311,19 @@ async def files_of_task(session: AsyncSession, task_id: str) -> Sequence[StoredF
 
 async def expired_files(session: AsyncSession, now: datetime, limit: int = 500) -> Sequence[StoredFile]:
     return list(await session.scalars(select(StoredFile).where(StoredFile.expires_at < now).limit(limit)))
+
+
+_STORED_FILES = Base.metadata.tables["files"]
+_FORGET_TASK_FILES = (
+    delete(_STORED_FILES)
+    .where(_STORED_FILES.c.task_id == bindparam("files_task"))
+    .returning(_STORED_FILES.c.key)
+)
+
+
+async def forget_files_of_task(tx: Tx, task_id: str) -> list[str]:
+    """Remove the records of a task's stored inputs; the keys of their bytes, to delete."""
+    return [str(row[0]) for row in await tx.rows(_FORGET_TASK_FILES, {"files_task": task_id})]
 
 
 async def forget_files(session: AsyncSession, ids: Sequence[str]) -> int:
