@@ -13,11 +13,12 @@ import logging
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
-import httpcore2
+import aiohttp
 import httpx2
 import openai
 import orjson
 import pybase64
+from openai._vendor.httpx_aiohttp.transport import AiohttpResponseStream
 
 from imagegate.providers.base import (
     CONTENT_TYPES,
@@ -38,12 +39,13 @@ from imagegate.retry import is_retryable_status, parse_retry_after
 
 log = logging.getLogger("imagegate.providers")
 
-# httpcore reads a response 64 KB at a time, and each read is a round of anyio, h11 and the event
-# loop (~0.1 ms): 2 MB of base64 took ~3 ms. Larger reads take what the socket holds (asyncio hands
-# over at most 256 KB per wake-up), so buffers stay small. Process-wide: it only ever helps.
+# The SDK's aiohttp transport (``openai[aiohttp]``): aiohttp's C parser takes a 2 MB answer for
+# ~1 ms less CPU than httpcore and h11 (measured beside it on the bench's loopback upstream).
+# It hands the body on 16 KB at a time, a round of Python each (128 per image); a read returns
+# what has arrived and never waits for more, so larger reads only help. Process-wide.
 _READ_BYTES = 1024 * 1024
-if httpcore2.AsyncHTTP11Connection.READ_NUM_BYTES < _READ_BYTES:
-    httpcore2.AsyncHTTP11Connection.READ_NUM_BYTES = _READ_BYTES
+if AiohttpResponseStream.CHUNK_SIZE < _READ_BYTES:
+    AiohttpResponseStream.CHUNK_SIZE = _READ_BYTES
 
 # OpenAI's codes for a prompt or image its safety system refused.
 _POLICY_CODES = frozenset({"moderation_blocked", "content_policy_violation", "content_filter"})
@@ -58,11 +60,22 @@ def _upstream_message(body: object, fallback: str) -> str:
     return fallback
 
 
+def _refused(exc: BaseException) -> bool:
+    """A refused or unresolvable connection, which the aiohttp transport reports as a connect
+    timeout (its exception map prefers the timeout): the aiohttp error behind it says which."""
+    cause = exc.__cause__
+    while cause is not None:
+        if isinstance(cause, aiohttp.ClientConnectorError):
+            return True
+        cause = cause.__cause__
+    return False
+
+
 def map_error(
     exc: openai.OpenAIError, provider: str, key_env: str | None
 ) -> tuple[ProviderError, float | None]:
     """The one place OpenAI's errors become ours; also the wait the upstream asked for, if any."""
-    if isinstance(exc, openai.APITimeoutError):
+    if isinstance(exc, openai.APITimeoutError) and not _refused(exc):
         return ProviderError("the upstream did not answer in time", code="timeout", retryable=True), None
     if isinstance(exc, openai.APIConnectionError):
         return ProviderError("could not reach the upstream", code="upstream_error", retryable=True), None
@@ -167,7 +180,11 @@ class OpenAIProvider:
         self._policy = config.retry_policy()
         # base_url None: the SDK reads OPENAI_BASE_URL, then uses api.openai.com.
         self._client = openai.AsyncOpenAI(
-            api_key=key, base_url=config.base_url, timeout=config.timeout_s, max_retries=0
+            api_key=key,
+            base_url=config.base_url,
+            timeout=config.timeout_s,
+            max_retries=0,
+            http_client=openai.DefaultAioHttpClient(timeout=config.timeout_s),
         )
         self.label = f"OpenAI Images API at {self._client.base_url}"
 
