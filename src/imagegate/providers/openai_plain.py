@@ -11,8 +11,10 @@ back as it is: ``openai_images`` maps both, in the same place as the SDK's error
 
 from __future__ import annotations
 
+import urllib.request
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import openai
@@ -25,6 +27,7 @@ class PlainGenerate:
         merged = {**client.default_headers, **client.auth_headers}
         self.headers = {k: v for k, v in merged.items() if isinstance(v, str)}  # less the SDK's Omit
         self.timeout = aiohttp.ClientTimeout(total=None, sock_connect=timeout_s, sock_read=timeout_s)
+        self.proxy = env_proxy(self.url)
         self._session: aiohttp.ClientSession | None = None
 
     async def post(self, params: dict[str, Any]) -> tuple[int, Mapping[str, str], bytes]:
@@ -43,6 +46,15 @@ class PlainGenerate:
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+
+def env_proxy(url: str) -> str | None:
+    """The proxy the environment names for this URL (``HTTPS_PROXY``, ``NO_PROXY``...), as the
+    SDK's client honours them: read once, not on every call as aiohttp's ``trust_env`` does."""
+    parts = urlsplit(url)
+    if parts.hostname is None or urllib.request.proxy_bypass(parts.netloc):
+        return None
+    return urllib.request.getproxies_environment().get(parts.scheme)
 
 
 __all__ = ["PlainGenerate"]
