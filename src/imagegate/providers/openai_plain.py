@@ -35,10 +35,10 @@ class PlainGenerate:
         if self._session is None:  # made on first use: a session belongs to the running loop
             # No connection cap here: the provider's max_concurrent caps its calls.
             connector = aiohttp.TCPConnector(limit=0)
-            self._session = aiohttp.ClientSession(connector=connector, trust_env=True)
+            self._session = aiohttp.ClientSession(connector=connector)
         body = orjson.dumps(params)
         async with self._session.post(
-            self.url, data=body, headers=self.headers, timeout=self.timeout
+            self.url, data=body, headers=self.headers, timeout=self.timeout, proxy=self.proxy
         ) as answer:
             return answer.status, answer.headers, await answer.read()
 
