@@ -1,8 +1,9 @@
 """The ``openai`` kind: OpenAI's Images API (or any compatible upstream) through the official SDK.
 
 One ``AsyncOpenAI`` client per provider, so connections are reused across tasks. The SDK's own
-retries are off: :mod:`imagegate.retry` decides, the same way for every provider.
-Output bytes are decoded from base64 once and handed on as they are (never re-encoded).
+retries are off: :mod:`imagegate.retry` decides, the same way for every provider. A plain
+generate (no stream) skips the SDK's request layers (:mod:`openai_plain`); its errors are
+mapped by the same function as the SDK's. Output bytes are decoded from base64 once and handed on as they are (never re-encoded).
 """
 
 from __future__ import annotations
@@ -83,7 +84,7 @@ def map_error(
     exc: openai.OpenAIError, provider: str, key_env: str | None
 ) -> tuple[ProviderError, float | None]:
     """The one place OpenAI's errors become ours; also the wait the upstream asked for, if any.
-    (The plain generate's transport errors and error answers come through here too.)"""
+    The plain generate (no SDK) maps its error answers with ``map_status``, as this does."""
     if isinstance(exc, openai.APITimeoutError) and not _refused(exc):
         return _timed_out(), None
     if isinstance(exc, openai.APIConnectionError):
