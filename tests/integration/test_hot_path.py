@@ -281,6 +281,37 @@ def test_the_front_create_answers_as_the_route_does(instant: tuple[Gateway, Stat
     assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "not_found"
 
 
+def test_the_front_generations_answer_as_the_route_does(instant: tuple[Gateway, Statements]) -> None:
+    """api/polled.py serves the OpenAI face's generations; with a query string FastAPI does."""
+    gw, _ = instant
+    user = gw.user()
+    url, body = "/v1/images/generations", {"model": "gpt-image-1.5", "prompt": "a blue whale"}
+    front, routed = user.post(url, json=body), user.post(url + "?via=fastapi", json=body)
+    assert front.status_code == routed.status_code == 200, front.text
+    assert front.json().keys() == routed.json().keys()
+    assert front.json()["data"][0]["b64_json"] == routed.json()["data"][0]["b64_json"]
+    skip = {"x-request-id", "date", "x-ratelimit-remaining", "x-imagegate-task-id", "x-runapi-task-id"}
+    skip |= {"content-length"}
+    assert {k for k in front.headers if k not in skip} == {k for k in routed.headers if k not in skip}
+    assert front.headers["x-request-id"].startswith("req_")
+    cases: list[tuple[Any, dict[str, Any]]] = [
+        (user, {"content": b"{not json", "headers": {"Content-Type": "application/json"}}),
+        (user, {"content": b"[1]", "headers": {"Content-Type": "application/json"}}),
+        (user, {"json": {**body, "quality": "ultra"}}),
+        (user, {"json": {**body, "colour": "red"}}),
+        (user, {"json": body, "headers": {"Idempotency-Key": "x" * 600}}),
+        (gw.client("ig_not_a_key"), {"json": body}),
+        (gw.client(), {"json": body}),
+    ]
+    for client, request in cases:
+        answers = [client.post(u, **request) for u in (url, url + "?via=fastapi")]
+        for answer in answers:
+            assert 400 <= answer.status_code < 500, answer.text
+            assert answer.headers["x-request-id"].startswith("req_")
+        assert answers[0].status_code == answers[1].status_code
+        assert answers[0].json()["error"] == answers[1].json()["error"]
+
+
 def test_the_base_url_follows_each_request_host(instant: tuple[Gateway, Statements]) -> None:
     """Base URLs are kept by what they are made of: a second Host gets its own."""
     gw, _ = instant

@@ -20,7 +20,15 @@ from PIL import Image
 
 from imagegate.catalog import load_catalog
 from imagegate.gateway import build_providers
-from imagegate.providers.base import Action, FinalImage, ImageRequest, PartialImage, ProviderError, Usage
+from imagegate.providers.base import (
+    Action,
+    FinalImage,
+    ImageRequest,
+    PartialImage,
+    ProviderError,
+    SourceImage,
+    Usage,
+)
 from imagegate.providers.config import ProviderConfig
 from imagegate.providers.openai_images import OpenAIProvider
 from imagegate.providers.testing_upstream import (
@@ -344,3 +352,43 @@ async def test_a_refusal_inside_the_stream_is_content_policy(fresh: OpenAIUpstre
     assert refused.value.message == "The generated image was rejected."
     assert len(fresh.received) == 1  # a refusal is not retried
     assert any(isinstance(e, PartialImage) for e in events)
+
+
+@pytest.mark.parametrize(
+    "behaviour",
+    [
+        moderation(),
+        fail(401, "Incorrect API key provided: sk-test-xxxx"),
+        fail(400, "Invalid size '7x7'"),
+        fail(503),
+        rate_limit(0),
+        GARBAGE,
+        stall(3),
+    ],
+)
+async def test_the_plain_generate_maps_failures_as_the_sdk_does(
+    fresh: OpenAIUpstream, behaviour: Any
+) -> None:
+    """A plain generate goes out without the SDK (openai_plain), an edit through it: the same
+    upstream failure becomes the same error either way, and both send the SDK's headers."""
+    config = ProviderConfig.model_validate(provider("direct", fresh.base_url, max_retries=0))
+    source = png_bytes(64, 64)
+    errors: list[tuple[str, str, bool]] = []
+    for action in (Action.GENERATE, Action.EDIT):
+        fresh.reset()
+        fresh.script(behaviour)
+        direct = OpenAIProvider(config)
+        request = ImageRequest(
+            task_id="t", model="gpt-image-2", action=action, prompt="a fox", width=64, height=64,
+            sources=(SourceImage(source, "image/png"),) if action is Action.EDIT else (),
+        )  # fmt: skip
+        try:
+            with pytest.raises(ProviderError) as failed:
+                _ = [event async for event in direct.run(request)]
+        finally:
+            await direct.aclose()
+        errors.append((failed.value.code, failed.value.message, failed.value.retryable))
+        (received,) = fresh.received
+        assert received.headers["authorization"] == f"Bearer {SECRET}"
+        assert received.headers["user-agent"].startswith("AsyncOpenAI/Python")
+    assert errors[0] == errors[1]

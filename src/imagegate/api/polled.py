@@ -1,5 +1,5 @@
-"""The poll and the create, answered before FastAPI: ``GET /api/v1/tasks/{id}`` and
-``POST /api/v1/{service}/text_to_image`` in their plain forms.
+"""The poll and the creates, answered before FastAPI: ``GET /api/v1/tasks/{id}``,
+``POST /api/v1/{service}/text_to_image`` and ``POST /v1/images/generations`` in their plain forms.
 
 Pollers call this route more than all the others together, and FastAPI's routing, dependency
 solving and middleware (its own error, telemetry and body-limit layers included) cost several
@@ -16,6 +16,8 @@ layer answers everything itself, errors included, in the usual envelope.
 The plain create: POST, exactly ``/api/v1/<service>/text_to_image``, no query string. The
 route's own function runs every check (it takes no FastAPI-solved parameter but its two
 headers, read here the same way), so this layer only saves FastAPI's routing and middleware.
+The OpenAI face's generations (no query string) the same way: its route's dependencies (the
+caller, rate limit included, and the base URL) called in their declared order, then the route.
 """
 
 from __future__ import annotations
@@ -28,13 +30,14 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from imagegate.accounts.keys import hash_key
 from imagegate.accounts.store import Principal
-from imagegate.api import deps, runapi
+from imagegate.api import deps, openai, runapi
 from imagegate.api.errors import RequestIdMiddleware, error_response
 from imagegate.errors import GatewayError
 from imagegate.gateway import Gateway
 
 _PATH = re.compile(r"^/api/v1/tasks/([^/]+)$")
 _CREATE = re.compile(r"^/api/v1/([^/]+)/text_to_image$")
+_GENERATIONS = "/v1/images/generations"
 _CLAIMED = "imagegate.polled"  # scope key: (gateway, principal, task id) of a claimed poll
 
 
@@ -43,12 +46,17 @@ class PolledTask:
         self.app = app
         self.answer = RequestIdMiddleware(self._answer)
         self.create = RequestIdMiddleware(self._create)
+        self.generations = RequestIdMiddleware(self._generations)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         plain = scope["type"] == "http" and not scope.get("query_string") and not scope.get("root_path")
-        if plain and scope["method"] == "POST" and _CREATE.match(scope["path"]):
-            await self.create(scope, receive, send)
-            return
+        if plain and scope["method"] == "POST":
+            if scope["path"] == _GENERATIONS:
+                await self.generations(scope, receive, send)
+                return
+            if _CREATE.match(scope["path"]):
+                await self.create(scope, receive, send)
+                return
         match = _PATH.match(scope["path"]) if plain and scope["method"] == "GET" else None
         if match is None:
             await self.app(scope, receive, send)
@@ -105,6 +113,22 @@ class PolledTask:
                 request.headers.get("x-client-request-id"),
                 request.headers.get("idempotency-key"),
             )
+        except GatewayError as exc:
+            response = error_response(exc)
+            for name, value in deps.rate_headers(request).items():
+                response.headers.setdefault(name, value)
+        await response(scope, receive, send)
+
+    @staticmethod
+    async def _generations(scope: Scope, receive: Receive, send: Send) -> None:
+        """``openai.generations`` with its dependencies solved here, in their declared order."""
+        request = Request(scope, receive)
+        response: Response
+        try:
+            gw: Gateway = request.app.state.gateway
+            who = await deps.limit_create(request)
+            base = await deps.base_url(request)
+            response = await openai.generations(request, gw, who, base)
         except GatewayError as exc:
             response = error_response(exc)
             for name, value in deps.rate_headers(request).items():

@@ -174,6 +174,9 @@ def serve(
 
     from imagegate.api import create_app
     from imagegate.api.app import GatewayServer
+    from imagegate.heap import keep_freed_buffers
+
+    keep_freed_buffers()  # megabytes per image call, reused rather than faulted in again
 
     overrides: dict[str, Any] = {
         k: v for k, v in {"host": host, "port": port, "workers": workers}.items() if v is not None
@@ -217,8 +220,10 @@ def worker(
     import signal
 
     from imagegate.gateway import Gateway
+    from imagegate.heap import keep_freed_buffers
     from imagegate.queue.jobs import JobQueue
 
+    keep_freed_buffers()
     overrides: dict[str, Any] = {"workers": concurrency} if concurrency else {}
     settings = Settings(**overrides)
     if settings.job_queue != "postgres":

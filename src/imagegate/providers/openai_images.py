@@ -1,8 +1,9 @@
 """The ``openai`` kind: OpenAI's Images API (or any compatible upstream) through the official SDK.
 
 One ``AsyncOpenAI`` client per provider, so connections are reused across tasks. The SDK's own
-retries are off: :mod:`imagegate.retry` decides, the same way for every provider.
-Output bytes are decoded from base64 once and handed on as they are (never re-encoded).
+retries are off: :mod:`imagegate.retry` decides, the same way for every provider. A plain
+generate (no stream) skips the SDK's request layers (:mod:`openai_plain`); its errors are
+mapped by the same function as the SDK's. Output bytes are decoded from base64 once and handed on as they are (never re-encoded).
 """
 
 from __future__ import annotations
@@ -13,11 +14,11 @@ import logging
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
-import httpcore2
-import httpx2
+import aiohttp
 import openai
 import orjson
 import pybase64
+from openai._vendor.httpx_aiohttp.transport import AiohttpResponseStream
 
 from imagegate.providers.base import (
     CONTENT_TYPES,
@@ -33,17 +34,19 @@ from imagegate.providers.base import (
     Usage,
 )
 from imagegate.providers.config import ProviderConfig
+from imagegate.providers.openai_plain import PlainGenerate
 from imagegate.providers.registry import register_kind
 from imagegate.retry import is_retryable_status, parse_retry_after
 
 log = logging.getLogger("imagegate.providers")
 
-# httpcore reads a response 64 KB at a time, and each read is a round of anyio, h11 and the event
-# loop (~0.1 ms): 2 MB of base64 took ~3 ms. Larger reads take what the socket holds (asyncio hands
-# over at most 256 KB per wake-up), so buffers stay small. Process-wide: it only ever helps.
+# The SDK's aiohttp transport (``openai[aiohttp]``): aiohttp's C parser takes a 2 MB answer for
+# ~1 ms less CPU than httpcore and h11 (measured beside it on the bench's loopback upstream).
+# It hands the body on 16 KB at a time, a round of Python each (128 per image); a read returns
+# what has arrived and never waits for more, so larger reads only help. Process-wide.
 _READ_BYTES = 1024 * 1024
-if httpcore2.AsyncHTTP11Connection.READ_NUM_BYTES < _READ_BYTES:
-    httpcore2.AsyncHTTP11Connection.READ_NUM_BYTES = _READ_BYTES
+if AiohttpResponseStream.CHUNK_SIZE < _READ_BYTES:
+    AiohttpResponseStream.CHUNK_SIZE = _READ_BYTES
 
 # OpenAI's codes for a prompt or image its safety system refused.
 _POLICY_CODES = frozenset({"moderation_blocked", "content_policy_violation", "content_filter"})
@@ -58,23 +61,52 @@ def _upstream_message(body: object, fallback: str) -> str:
     return fallback
 
 
+def _refused(exc: BaseException) -> bool:
+    """A refused or unresolvable connection, which the aiohttp transport reports as a connect
+    timeout (its exception map prefers the timeout): the aiohttp error behind it says which."""
+    cause = exc.__cause__
+    while cause is not None:
+        if isinstance(cause, aiohttp.ClientConnectorError):
+            return True
+        cause = cause.__cause__
+    return False
+
+
+def _timed_out() -> ProviderError:
+    return ProviderError("the upstream did not answer in time", code="timeout", retryable=True)
+
+
+def _unreachable() -> ProviderError:
+    return ProviderError("could not reach the upstream", code="upstream_error", retryable=True)
+
+
 def map_error(
     exc: openai.OpenAIError, provider: str, key_env: str | None
 ) -> tuple[ProviderError, float | None]:
-    """The one place OpenAI's errors become ours; also the wait the upstream asked for, if any."""
-    if isinstance(exc, openai.APITimeoutError):
-        return ProviderError("the upstream did not answer in time", code="timeout", retryable=True), None
+    """The one place OpenAI's errors become ours; also the wait the upstream asked for, if any.
+    The plain generate (no SDK) maps its error answers with ``map_status``, as this does."""
+    if isinstance(exc, openai.APITimeoutError) and not _refused(exc):
+        return _timed_out(), None
     if isinstance(exc, openai.APIConnectionError):
-        return ProviderError("could not reach the upstream", code="upstream_error", retryable=True), None
+        return _unreachable(), None
     if not isinstance(exc, openai.APIError):
         return ProviderError("the upstream answered something unreadable", retryable=True), None
-    code = getattr(exc, "code", None)
-    message = _upstream_message(exc.body, "the upstream failed")
+    if isinstance(exc, openai.APIStatusError):
+        return map_status(exc.status_code, exc.body, exc.response.headers, provider, key_env)
+    message = _upstream_message(exc.body, "the upstream failed")  # an error event inside a stream
+    if exc.code in _POLICY_CODES:
+        return ProviderError(message, code="content_policy"), None
+    return ProviderError(message, code="upstream_error", retryable=True), None
+
+
+def map_status(
+    status: int, body: object, headers: Mapping[str, str], provider: str, key_env: str | None
+) -> tuple[ProviderError, float | None]:
+    """An error answer: its status, its ``error`` object (as the SDK reads it) and headers."""
+    code = body.get("code") if isinstance(body, Mapping) else None
+    message = _upstream_message(body, "the upstream failed")
     if code in _POLICY_CODES:
         return ProviderError(message, code="content_policy"), None
-    if not isinstance(exc, openai.APIStatusError):  # an error event inside a stream
-        return ProviderError(message, code="upstream_error", retryable=True), None
-    status = exc.status_code
     if status in (401, 403):
         # The upstream's own message may echo part of the key: it goes to neither log nor task.
         log.error("provider %s: upstream refused the key in $%s (HTTP %d)", provider, key_env, status)
@@ -82,13 +114,28 @@ def map_error(
             f"the upstream refused this gateway's credentials (HTTP {status})", code="upstream_auth"
         ), None
     if status == 429:
-        retry_after = parse_retry_after(exc.response.headers)
-        return ProviderError(message, code="rate_limit", retryable=True), retry_after
+        return ProviderError(message, code="rate_limit", retryable=True), parse_retry_after(headers)
     if is_retryable_status(status):
-        return ProviderError(message, code="upstream_error", retryable=True), parse_retry_after(
-            exc.response.headers
-        )
+        return ProviderError(message, code="upstream_error", retryable=True), parse_retry_after(headers)
     return ProviderError(message, code="validation"), None
+
+
+def _error_object(content: bytes) -> object:
+    """An error answer's ``error`` object, read as the SDK reads it (the whole body without one)."""
+    try:
+        body = orjson.loads(content)
+    except orjson.JSONDecodeError:
+        return content.decode(errors="replace")
+    return body.get("error", body) if isinstance(body, Mapping) else body
+
+
+class _Mapped(Exception):
+    """A plain generate's failure, already mapped (with the wait the upstream asked for)."""
+
+    def __init__(self, error: ProviderError, retry_after: float | None) -> None:
+        super().__init__(error.message)
+        self.error = error
+        self.retry_after = retry_after
 
 
 def _decode(b64: object) -> bytes:
@@ -167,8 +214,13 @@ class OpenAIProvider:
         self._policy = config.retry_policy()
         # base_url None: the SDK reads OPENAI_BASE_URL, then uses api.openai.com.
         self._client = openai.AsyncOpenAI(
-            api_key=key, base_url=config.base_url, timeout=config.timeout_s, max_retries=0
+            api_key=key,
+            base_url=config.base_url,
+            timeout=config.timeout_s,
+            max_retries=0,
+            http_client=openai.DefaultAioHttpClient(timeout=config.timeout_s),
         )
+        self._plain = PlainGenerate(self._client, config.timeout_s)
         self.label = f"OpenAI Images API at {self._client.base_url}"
 
     def _params(self, request: ImageRequest) -> dict[str, Any]:
@@ -206,6 +258,18 @@ class OpenAIProvider:
             b64=b64 if isinstance(b64, bytes | memoryview) else str(b64),
         )
 
+    async def _plain_generate(self, params: dict[str, Any]) -> bytes:
+        """``images.generate``'s request, sent by :mod:`openai_plain`; its failures mapped here."""
+        try:
+            status, headers, content = await self._plain.post(params)
+        except TimeoutError:  # aiohttp's read and connect timeouts are TimeoutErrors too
+            raise _Mapped(_timed_out(), None) from None
+        except (aiohttp.ClientError, OSError):
+            raise _Mapped(_unreachable(), None) from None
+        if not 200 <= status < 300:
+            raise _Mapped(*map_status(status, _error_object(content), headers, self.name, self._key_env))
+        return content
+
     async def _call(self, request: ImageRequest) -> AsyncIterator[ProviderEvent]:
         images = self._client.images
         params = self._params(request)
@@ -214,9 +278,8 @@ class OpenAIProvider:
             # by orjson straight from the bytes, without the SDK's json + pydantic models.
             if request.action is Action.EDIT:
                 content = (await images.with_raw_response.edit(**params)).content
-            else:  # images.generate's own post, less its TypedDict walk (~0.4 ms): plain JSON values
-                answer = await self._client.post("/images/generations", body=params, cast_to=httpx2.Response)
-                content = answer.content
+            else:
+                content = await self._plain_generate(params)
             body, strings = _cut_images(content)
             data = body.get("data") if isinstance(body, dict) else None
             if not isinstance(data, list) or len(data) != request.n:
@@ -254,6 +317,8 @@ class OpenAIProvider:
                 return
             except openai.OpenAIError as exc:
                 error, retry_after = map_error(exc, self.name, self._key_env)
+            except _Mapped as exc:
+                error, retry_after = exc.error, exc.retry_after
             except ProviderError as exc:
                 error, retry_after = exc, None
             except ValueError:  # a body that is not JSON, or JSON that is not the API's
@@ -268,6 +333,7 @@ class OpenAIProvider:
             retries += 1
 
     async def aclose(self) -> None:
+        await self._plain.aclose()
         await self._client.close()
 
 
@@ -276,4 +342,4 @@ def _from_config(config: ProviderConfig) -> OpenAIProvider:
     return OpenAIProvider(config)
 
 
-__all__ = ["OpenAIProvider", "map_error"]
+__all__ = ["OpenAIProvider", "map_error", "map_status"]
