@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import binascii
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
@@ -18,7 +19,6 @@ import aiohttp
 import openai
 import orjson
 import pybase64
-from openai._vendor.httpx_aiohttp.transport import AiohttpResponseStream
 
 from imagegate.providers.base import (
     CONTENT_TYPES,
@@ -44,9 +44,13 @@ log = logging.getLogger("imagegate.providers")
 # ~1 ms less CPU than httpcore and h11 (measured beside it on the bench's loopback upstream).
 # It hands the body on 16 KB at a time, a round of Python each (128 per image); a read returns
 # what has arrived and never waits for more, so larger reads only help. Process-wide.
+# A vendored module of the SDK: where a later release moves it, the SDK's own size stays.
 _READ_BYTES = 1024 * 1024
-if AiohttpResponseStream.CHUNK_SIZE < _READ_BYTES:
-    AiohttpResponseStream.CHUNK_SIZE = _READ_BYTES
+with contextlib.suppress(ImportError, AttributeError):
+    from openai._vendor.httpx_aiohttp.transport import AiohttpResponseStream
+
+    if AiohttpResponseStream.CHUNK_SIZE < _READ_BYTES:
+        AiohttpResponseStream.CHUNK_SIZE = _READ_BYTES
 
 # OpenAI's codes for a prompt or image its safety system refused.
 _POLICY_CODES = frozenset({"moderation_blocked", "content_policy_violation", "content_filter"})
