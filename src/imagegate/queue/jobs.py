@@ -44,6 +44,7 @@ SWEEP_WEBHOOKS = "imagegate.sweep_webhooks"
 MAINTENANCE = "maintenance"  # the queue of the periodic jobs: every worker takes it
 SCHEMA_LOCK = 0x1A6E6A7F  # beside the migrations' lock: one process applies procrastinate's schema
 RETRY_DELAY_S = 1
+WORKER_POOL = 10  # procrastinate's connections in a worker process (docs/deploy.md)
 STOP_GRACE_S = 5.0  # how long stop() waits for runs to hand their tasks back
 
 
@@ -70,9 +71,15 @@ class JobQueue:
         self.work = work
         self.queues = list(queues) if queues else None
         self.concurrency = concurrency
-        self.app = procrastinate.App(
-            connector=procrastinate.PsycopgConnector(conninfo=libpq_url(gw.settings.resolved_database_url))
+        # Its pool's default is 4 connections, one held by the worker's LISTEN: with 8 runs at
+        # once, fetches, finishes and heartbeats queued for the other 3. API processes only
+        # defer on their own sessions' connections.
+        connector = procrastinate.PsycopgConnector(
+            conninfo=libpq_url(gw.settings.resolved_database_url),
+            min_size=2,
+            max_size=WORKER_POOL if work else 2,
         )
+        self.app = procrastinate.App(connector=connector)
         self.app.task(name=RUN_TASK, pass_context=False)(self._run_task)
         settings = gw.settings
         for name, seconds, job in (
