@@ -61,6 +61,8 @@ def engines(gw: Gateway) -> dict[str, Any]:
 
 def test_each_profile_runs_on_its_engines(gateway: Gateway, profile: Profile) -> None:
     if profile.name == SCALE:
+        assert profile.services is not None
+        assert profile.services.s3.unavailable is None, profile.services.s3.unavailable
         expected = {"database": "postgresql", "driver": "psycopg", "redis": True, "storage": "S3Storage"}
     else:
         expected = {"database": "sqlite", "driver": "inline", "redis": False, "storage": "LocalStorage"}
@@ -171,6 +173,8 @@ def test_rate_limits_count_across_replicas_on_redis(tmp_path: Path, profile: Pro
 
 
 def test_outputs_download_from_the_store(gateway: Gateway, profile: Profile) -> None:
+    if profile.services is not None:
+        assert profile.services.s3.unavailable is None, profile.services.s3.unavailable
     client = gateway.user()
     task = gateway.wait(client, client.post(CREATE, json=T2I_15).json()["id"])
     link = task["images"][0]["url"]
