@@ -93,9 +93,7 @@ class PolledTask:
             base = await deps.base_url(request)
             response = await runapi.read_task(request, gw, who, base, task_id)
         except GatewayError as exc:
-            response = error_response(exc)
-            for name, value in deps.rate_headers(request).items():
-                response.headers.setdefault(name, value)
+            response = _refused(request, exc)
         await response(scope, receive, send)
 
     @staticmethod
@@ -114,9 +112,7 @@ class PolledTask:
                 request.headers.get("idempotency-key"),
             )
         except GatewayError as exc:
-            response = error_response(exc)
-            for name, value in deps.rate_headers(request).items():
-                response.headers.setdefault(name, value)
+            response = _refused(request, exc)
         await response(scope, receive, send)
 
     @staticmethod
@@ -130,10 +126,16 @@ class PolledTask:
             base = await deps.base_url(request)
             response = await openai.generations(request, gw, who, base)
         except GatewayError as exc:
-            response = error_response(exc)
-            for name, value in deps.rate_headers(request).items():
-                response.headers.setdefault(name, value)
+            response = _refused(request, exc)
         await response(scope, receive, send)
+
+
+def _refused(request: Request, exc: GatewayError) -> Response:
+    """The error as FastAPI's handler answers it, with the rate-limit headers the checks set."""
+    response = error_response(exc)
+    for name, value in deps.rate_headers(request).items():
+        response.headers.setdefault(name, value)
+    return response
 
 
 def _token(authorization: bytes | None, api_key: bytes | None) -> str | None:
