@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -110,73 +110,72 @@ def test_a_revoked_key_is_refused_at_once_though_cached(instant: tuple[Gateway, 
     assert account_id
 
 
-@pytest.mark.parametrize("where", ["file", "memory"])
-async def test_read_one_types_a_row_as_the_orm_would(tmp_path: Path, where: str) -> None:
-    """The reader connection (a SQLite file) and the session fallback (anything else) agree."""
-    url = f"sqlite:///{tmp_path / 'read.db'}" if where == "file" else "sqlite://"
-    db = Database(url)
+@pytest.fixture(params=["file", "memory"])
+async def empty_db(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Database]:
+    """The schema on a SQLite file (the reader and writer connections) or in memory (anything
+    else: the session fallback)."""
+    db = Database(f"sqlite:///{tmp_path / 'hot.db'}" if request.param == "file" else "sqlite://")
     try:
         async with db.engine.begin() as connection:
             await connection.run_sync(Base.metadata.create_all)
-        stamp = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
-        async with db.transaction() as session:
-            session.add(Account(id="acct", name="acct", created_at=stamp))
-            await session.flush()
-            session.add(Task(**TASK, created_at=stamp))
-        task = await store.read_for_account(db, "acct", "t-1")
-        assert (task.status, task.free_call, task.created_at) == ("completed", True, stamp)
-        assert task.images == TASK["images"] and task.usage is None
-        with pytest.raises(NotFoundError):
-            await store.read_for_account(db, "someone-else", "t-1")
-        with pytest.raises(NotFoundError):
-            await store.read_for_account(db, "acct", "t-2")
+        yield db
     finally:
         await db.dispose()
 
 
-@pytest.mark.parametrize("where", ["file", "memory"])
-async def test_a_write_commits_whole_or_not_at_all_and_types_as_the_orm(tmp_path: Path, where: str) -> None:
+async def test_read_one_types_a_row_as_the_orm_would(empty_db: Database) -> None:
+    """The reader connection (a SQLite file) and the session fallback (anything else) agree."""
+    db = empty_db
+    stamp = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+    async with db.transaction() as session:
+        session.add(Account(id="acct", name="acct", created_at=stamp))
+        await session.flush()
+        session.add(Task(**TASK, created_at=stamp))
+    task = await store.read_for_account(db, "acct", "t-1")
+    assert (task.status, task.free_call, task.created_at) == ("completed", True, stamp)
+    assert task.images == TASK["images"] and task.usage is None
+    with pytest.raises(NotFoundError):
+        await store.read_for_account(db, "someone-else", "t-1")
+    with pytest.raises(NotFoundError):
+        await store.read_for_account(db, "acct", "t-2")
+
+
+async def test_a_write_commits_whole_or_not_at_all_and_types_as_the_orm(empty_db: Database) -> None:
     """``Database.write``: the SQLite write connection (a file) and the session fallback (anything
     else) insert with the columns' defaults, read RETURNING rows typed alike, and roll back on error."""
-    url = f"sqlite:///{tmp_path / 'write.db'}" if where == "file" else "sqlite://"
-    db = Database(url)
-    try:
-        async with db.engine.begin() as connection:
-            await connection.run_sync(Base.metadata.create_all)
-        stamp = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
-        async with db.write() as tx:
-            await tx.run(
-                insert(Base.metadata.tables["accounts"]), {"id": "acct", "name": "a", "created_at": stamp}
-            )
-            await store.add(tx, {**TASK, "created_at": stamp})  # attempts, prices... by their defaults
-        with pytest.raises(RuntimeError):
-            async with db.write() as tx:
-                claimed = await store.claim(tx, "t-2", stamp, timedelta(seconds=30))
-                assert claimed is None  # t-2 does not exist
-                await store.add(tx, {**TASK, "id": "t-2", "status": "pending", "created_at": stamp})
-                raise RuntimeError("rolled back")
-        with pytest.raises(NotFoundError):
-            await store.read_for_account(db, "acct", "t-2")
-        async with db.write() as tx:
-            await store.add(tx, {**TASK, "id": "t-3", "status": "pending", "created_at": stamp})
-            claimed = await store.claim(tx, "t-3", stamp, timedelta(seconds=30))
-        assert claimed is not None
-        assert (claimed.status, claimed.attempts, claimed.started_at) == ("processing", 1, stamp)
-        assert claimed.lease_until == stamp + timedelta(seconds=30) and claimed.params == TASK["params"]
-        async with db.write() as tx:  # only the attempt that holds the task renews its lease
-            assert await store.renew(tx, "t-3", 1, stamp + timedelta(seconds=60))
-            assert not await store.renew(tx, "t-3", 2, stamp + timedelta(seconds=90))
-        renewed = await store.read_for_account(db, "acct", "t-3")
-        assert renewed.lease_until == stamp + timedelta(seconds=60)
-        task = await store.read_for_account(db, "acct", "t-1")
-        assert (task.attempts, task.price_micro, task.created_at, task.images) == (
-            0,
-            0,
-            stamp,
-            TASK["images"],
+    db = empty_db
+    stamp = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+    async with db.write() as tx:
+        await tx.run(
+            insert(Base.metadata.tables["accounts"]), {"id": "acct", "name": "a", "created_at": stamp}
         )
-    finally:
-        await db.dispose()
+        await store.add(tx, {**TASK, "created_at": stamp})  # attempts, prices... by their defaults
+    with pytest.raises(RuntimeError):
+        async with db.write() as tx:
+            claimed = await store.claim(tx, "t-2", stamp, timedelta(seconds=30))
+            assert claimed is None  # t-2 does not exist
+            await store.add(tx, {**TASK, "id": "t-2", "status": "pending", "created_at": stamp})
+            raise RuntimeError("rolled back")
+    with pytest.raises(NotFoundError):
+        await store.read_for_account(db, "acct", "t-2")
+    async with db.write() as tx:
+        await store.add(tx, {**TASK, "id": "t-3", "status": "pending", "created_at": stamp})
+        claimed = await store.claim(tx, "t-3", stamp, timedelta(seconds=30))
+    assert claimed is not None
+    assert (claimed.status, claimed.attempts, claimed.started_at) == ("processing", 1, stamp)
+    assert claimed.lease_until == stamp + timedelta(seconds=30) and claimed.params == TASK["params"]
+    async with db.write() as tx:  # only the attempt that holds the task renews its lease
+        assert await store.renew(tx, "t-3", 1, stamp + timedelta(seconds=60))
+        assert not await store.renew(tx, "t-3", 2, stamp + timedelta(seconds=90))
+    renewed = await store.read_for_account(db, "acct", "t-3")
+    assert renewed.lease_until == stamp + timedelta(seconds=60)
+    task = await store.read_for_account(db, "acct", "t-1")
+    assert (task.attempts, task.price_micro, task.created_at, task.images) == (
+        0,
+        0,
+        stamp,
+        TASK["images"],
+    )
 
 
 TASK: dict[str, Any] = {
