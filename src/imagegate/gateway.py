@@ -23,7 +23,7 @@ from imagegate.providers.registry import Providers
 from imagegate.settings import Settings
 from imagegate.storage import Storage, UrlSigner, guard, open_storage
 from imagegate.storage.base import S3Options
-from imagegate.storage.relay import B64Relay
+from imagegate.storage.relay import Relay
 from imagegate.storage.signing import load_or_create_secret
 
 
@@ -126,7 +126,7 @@ class Gateway:
     limiter: RateLimiter
     providers: Providers = field(default_factory=Providers)
     bus: Bus = field(default_factory=LocalBus)  # events/redis.py's when IMAGEGATE_REDIS_URL is set
-    relay: B64Relay = field(default_factory=B64Relay)  # upstream base64 for the OpenAI face
+    relay: Relay = field(default_factory=Relay)  # finished images for the OpenAI face in this process
     clock: Clock = SYSTEM_CLOCK
     listening_url: str | None = None  # set once the server is bound: links in webhooks without public_url
     redis: Any = None  # redis.asyncio.Redis when IMAGEGATE_REDIS_URL is set; closed by close()

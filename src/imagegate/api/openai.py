@@ -152,7 +152,8 @@ async def _wait(gw: Gateway, task_id: str, account_id: str) -> Task:
                 if isinstance(item, Task):
                     return item
                 if item.kind.terminal:
-                    return await waiting.read(gw, account_id, task_id)
+                    ended = gw.relay.ended_task(task_id, account_id)  # when this process ran it
+                    return ended if ended is not None else await waiting.read(gw, account_id, task_id)
     except BusClosed:
         raise ServiceUnavailableError(
             f"The server is restarting; the task goes on. Poll GET /api/v1/tasks/{task_id}.",
@@ -167,7 +168,8 @@ async def _wait(gw: Gateway, task_id: str, account_id: str) -> Task:
 
 
 async def _respond(gw: Gateway, task: Task, sub: Submission, base: str, response_format: str) -> Response:
-    relayed = gw.relay.take(task.id)  # the upstream's own base64, when this process ran it
+    # base64 of the images, when this process ran the task (taken either way: once per task)
+    relayed = gw.relay.take(task.id) if response_format != "url" else gw.relay.drop(task.id)
     if task.status != TaskStatus.COMPLETED:
         raise _failure(task)
     data: list[ImageData] = []
@@ -177,7 +179,7 @@ async def _respond(gw: Gateway, task: Task, sub: Submission, base: str, response
         if response_format == "url":
             data.append(ImageData(url=image_url(gw, base, task, image["key"])))
         elif (b64 := relayed.get(image["key"])) is not None:
-            # validated when the worker decoded it; ASCII bytes already when cut from the answer
+            # the upstream's own (validated when decoded) or the worker's bytes encoded
             encoded.append(b64.encode("ascii") if isinstance(b64, str) else b64)
             data.append(ImageData(b64_json=_slot(nonce, index)))
         else:

@@ -122,6 +122,7 @@ async def end_task(gw: Gateway, task_id: str, outcome: Outcome, fence: Fence = A
         keys = [image["key"] for image in outcome.images]  # this attempt lost: its outputs go
     await delete_keys(gw, keys)
     if ended is not None:
+        gw.relay.ended(ended)  # a face waiting in this process takes it with the images
         await publish.ended(gw, task_id, outcome.status)  # after the commit: listeners read it ended
     if ended is not None and ended.hold_state == ledger.HoldState.CAPTURED:  # the tier may move up
         gw.principals.add_paid_spend(ended.account_id, ended.charge_micro - ended.hold_bonus_micro)
