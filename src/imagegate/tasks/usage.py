@@ -1,56 +1,75 @@
-"""Usage reports: an account's calls and spend per day and variant; the operator's margins."""
+"""Usage reports: an account's calls and spend per day and variant; the operator's margins.
+
+Both are summed by the database (GROUP BY the UTC day), so a report costs one row per day and
+group whatever the number of tasks in its window.
+"""
 
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from imagegate.billing.money import micro_to_cents
-from imagegate.db.models import Task
+from imagegate.db.models import Task, utc_day
 from imagegate.errors import ValidationError
 from imagegate.tasks.status import TaskStatus
 
 
-async def daily(session: AsyncSession, account_id: str, start: date, end: date) -> list[dict[str, Any]]:
-    """One row per (day, variant) with activity, days inclusive, oldest first."""
+def _count(condition: ColumnElement[bool]) -> ColumnElement[int]:
+    return func.sum(case((condition, 1), else_=0))
+
+
+_CALLS = func.count()
+_COMPLETED = _count(Task.status == TaskStatus.COMPLETED)
+_CHARGED = func.sum(case((Task.hold_state == "captured", Task.charge_micro), else_=0))
+
+
+async def _per_day(
+    session: AsyncSession,
+    group: Any,
+    start: date,
+    end: date,
+    sums: dict[str, ColumnElement[Any]],
+    *where: ColumnElement[bool],
+) -> list[dict[str, Any]]:
+    """One row per (UTC day, ``group``) with tasks created in ``start``..``end`` (inclusive),
+    oldest first: ``date``, the group's column by its name, and each of ``sums``."""
     since = datetime.combine(start, time(), tzinfo=UTC)
     until = datetime.combine(end + timedelta(days=1), time(), tzinfo=UTC)
-    rows = await session.execute(
-        select(
-            Task.created_at, Task.variant, Task.status, Task.hold_state, Task.charge_micro, Task.free_call
-        ).where(Task.account_id == account_id, Task.created_at >= since, Task.created_at < until)
+    day = utc_day(Task.created_at)
+    statement = (
+        select(day, group, *(value.label(name) for name, value in sums.items()))
+        .where(Task.created_at >= since, Task.created_at < until, *where)
+        .group_by(day, group)
+        .order_by(day, group)
     )
-    buckets: dict[tuple[str, str], dict[str, Any]] = {}
-    for created_at, variant, status, hold_state, charge, free in rows:
-        day = created_at.date().isoformat()
-        bucket = buckets.setdefault(
-            (day, variant),
-            {
-                "date": day,
-                "variant": variant,
-                "calls": 0,
-                "completed": 0,
-                "failures": 0,
-                "free_calls": 0,
-                "spend_micro": 0,
-            },
-        )
-        bucket["calls"] += 1
-        if status == TaskStatus.COMPLETED:
-            bucket["completed"] += 1
-        elif status == TaskStatus.FAILED:
-            bucket["failures"] += 1
-        if free:
-            bucket["free_calls"] += 1
-        if hold_state == "captured":
-            bucket["spend_micro"] += charge
-    result = sorted(buckets.values(), key=lambda b: (b["date"], b["variant"]))
-    for bucket in result:
-        bucket["spend_cents"] = micro_to_cents(bucket["spend_micro"])
-    return result
+    rows = (await session.execute(statement)).all()
+    return [
+        {
+            "date": str(row[0])[:10],  # SQLite answers the text, PostgreSQL a date
+            group.key: row[1],
+            **{name: int(value or 0) for name, value in zip(sums, row[2:], strict=True)},
+        }
+        for row in rows
+    ]
+
+
+async def daily(session: AsyncSession, account_id: str, start: date, end: date) -> list[dict[str, Any]]:
+    """One row per (day, variant) with activity, days inclusive, oldest first."""
+    sums = {
+        "calls": _CALLS,
+        "completed": _COMPLETED,
+        "failures": _count(Task.status == TaskStatus.FAILED),
+        "free_calls": _count(Task.free_call.is_(True)),
+        "spend_micro": _CHARGED,
+    }
+    rows = await _per_day(session, Task.variant, start, end, sums, Task.account_id == account_id)
+    for row in rows:
+        row["spend_cents"] = micro_to_cents(row["spend_micro"])
+    return rows
 
 
 def report_window(
@@ -74,42 +93,16 @@ async def margins(session: AsyncSession, start: date, end: date) -> list[dict[st
     model's calls cost what its successor costs upstream). Charged is what was captured;
     failed and canceled tasks charge nothing and, having produced nothing, cost nothing.
     """
-    since = datetime.combine(start, time(), tzinfo=UTC)
-    until = datetime.combine(end + timedelta(days=1), time(), tzinfo=UTC)
-    rows = await session.execute(
-        select(
-            Task.created_at,
-            Task.model,
-            Task.status,
-            Task.hold_state,
-            Task.charge_micro,
-            Task.upstream_cost_micro,
-        ).where(Task.created_at >= since, Task.created_at < until)
-    )
-    buckets: dict[tuple[str, str], dict[str, Any]] = {}
-    for created_at, model, status, hold_state, charge, cost in rows:
-        day = created_at.date().isoformat()
-        bucket = buckets.setdefault(
-            (day, model),
-            {
-                "date": day,
-                "model": model,
-                "calls": 0,
-                "completed": 0,
-                "charged_micro": 0,
-                "upstream_cost_micro": 0,
-            },
-        )
-        bucket["calls"] += 1
-        if status == TaskStatus.COMPLETED:
-            bucket["completed"] += 1
-        if hold_state == "captured":
-            bucket["charged_micro"] += charge
-        bucket["upstream_cost_micro"] += cost or 0
-    result = sorted(buckets.values(), key=lambda b: (b["date"], b["model"]))
-    for bucket in result:
-        bucket["margin_micro"] = bucket["charged_micro"] - bucket["upstream_cost_micro"]
-    return result
+    sums = {
+        "calls": _CALLS,
+        "completed": _COMPLETED,
+        "charged_micro": _CHARGED,
+        "upstream_cost_micro": func.sum(func.coalesce(Task.upstream_cost_micro, 0)),
+    }
+    rows = await _per_day(session, Task.model, start, end, sums)
+    for row in rows:
+        row["margin_micro"] = row["charged_micro"] - row["upstream_cost_micro"]
+    return rows
 
 
 def margin_totals(rows: list[dict[str, Any]]) -> dict[str, Any]:
