@@ -46,7 +46,7 @@ from typing import Any
 import httpx
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _server import WIDE_TIERS, cpu_seconds, percentile, rss_mib, running_server
+from _server import WIDE_TIERS, cpu_seconds, cpu_split, percentile, rss_mib, running_server
 
 ROUNDS = 3
 HISTORY = 50_000
@@ -116,6 +116,7 @@ class Sample:
     p50_ms: float
     p99_ms: float
     cpu_ms: float  # server CPU per operation
+    kernel_ms: float  # of which in the kernel (system time: page cache, sockets)
 
 
 # -- the clients ---------------------------------------------------------------------------------
@@ -137,6 +138,10 @@ def client_for(target: Target, clients: int, base_url: str = "") -> httpx.AsyncC
 
 def server_cpu(target: Target) -> float:
     return sum(cpu_seconds(pid) for pid in target.pids)
+
+
+def server_kernel_cpu(target: Target) -> float:
+    return sum(cpu_split(pid)[1] for pid in target.pids)
 
 
 RETRIED: list[str] = []  # GETs sent again after a dropped keep-alive connection, reported at the end
@@ -186,16 +191,17 @@ async def measure(
                 await operation(http)
                 latencies.append(time.perf_counter() - start)
 
-        cpu = server_cpu(target)
+        cpu, kernel = server_cpu(target), server_kernel_cpu(target)
         started = time.perf_counter()
         await asyncio.gather(*(loop(pools[n % len(pools)]) for n in range(clients)))
         elapsed = time.perf_counter() - started
-        cpu = server_cpu(target) - cpu
+        cpu, kernel = server_cpu(target) - cpu, server_kernel_cpu(target) - kernel
     return Sample(
         per_s=total / elapsed,
         p50_ms=statistics.median(latencies) * 1000,
         p99_ms=percentile(latencies, 0.99) * 1000,
         cpu_ms=cpu / total * 1000,
+        kernel_ms=kernel / total * 1000,
     )
 
 
@@ -532,11 +538,18 @@ async def bench(sizes: dict[str, Any]) -> None:
         table("create-to-completed latency p50", tasks + history_cells, "p50_ms", "ms")
         table("create-to-completed latency p99", tasks + history_cells, "p99_ms", "ms")
         table("server CPU per task", tasks + history_cells, "cpu_ms", "ms")
+        table("server CPU per task, of which in the kernel", tasks + history_cells, "kernel_ms", "ms")
         table("GET of one completed task: server CPU", gets, "cpu_ms", "ms/GET")
         table("GET of one completed task: latency p50", gets, "p50_ms", "ms")
         table("create only: server CPU", create_only, "cpu_ms", "ms/create")
         table("create only: latency p50", create_only, "p50_ms", "ms")
         table("OpenAI face, ~2 MB b64 answer: server CPU", openai, "cpu_ms", "ms/request")
+        table(
+            "OpenAI face: of that CPU, in the kernel (the output file, the socket)",
+            openai,
+            "kernel_ms",
+            "ms/request",
+        )
         table("OpenAI face, ~2 MB b64 answer: latency p50", openai, "p50_ms", "ms")
 
         await cores_and_processes(main[0], twice, sizes["cores"])
