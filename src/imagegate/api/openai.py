@@ -262,8 +262,9 @@ async def _run(
         events = openai_stream.stream(gw, result.task.id, who.account_id, sub, prefix, _failure)
         headers = {**rate_headers(request), **task_headers(gw, result.task, base)}
         return EventSourceResponse(events, ping=gw.settings.sse_heartbeat_s, headers=headers)
-    done = await _wait(gw, result.task.id, who.account_id)
-    response = await _respond(gw, done, sub, base, response_format)
+    with gw.relay.waiting(result.task.id):  # a run ending in this process hands its images over
+        done = await _wait(gw, result.task.id, who.account_id)
+        response = await _respond(gw, done, sub, base, response_format)
     response.headers.update(rate_headers(request))
     return response
 

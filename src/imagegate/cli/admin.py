@@ -222,7 +222,6 @@ def worker(
     from imagegate.gateway import Gateway
     from imagegate.heap import keep_freed_buffers
     from imagegate.queue.jobs import JobQueue
-    from imagegate.storage.relay import Relay
 
     keep_freed_buffers()
     overrides: dict[str, Any] = {"workers": concurrency} if concurrency else {}
@@ -234,7 +233,6 @@ def worker(
 
     async def work() -> None:
         gw = await Gateway.open(settings)
-        gw.relay = Relay(max_bytes=0)  # no OpenAI face waits in this process: keep no images for one
         queue = JobQueue(gw, work=True, queues=names, concurrency=settings.workers)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

@@ -7,16 +7,18 @@ and the face takes them once: the upstream's own base64 when it sent one (relaye
 never encoded again), else the bytes, encoded on the way out. The end leaves the ended task
 with them, so the face woken by the end event does not read it back either.
 
-Only a process-local shortcut: a face in another process, an entry evicted by the size bound
-or a process that serves no face (``imagegate worker``: a relay of size 0) finds nothing, and
-the face reads storage as before. The keys make it safe: a stale entry (a run that lost its
-task) names keys the task lacks.
+Only runs a face in this process is waiting for are kept (``waiting``), and they go when that
+face stops waiting, answered or not: a client that hung up leaves nothing behind. It is a
+process-local shortcut: a face in another process, or an entry evicted by the size bound,
+finds nothing and reads storage as before. The keys make it safe: a stale entry (a run that
+lost its task) names keys the task lacks.
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
-from collections.abc import Sequence
+from collections import Counter, OrderedDict
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,9 +49,24 @@ class Relay:
         self.max_bytes = max_bytes
         self._entries: OrderedDict[str, _Run] = OrderedDict()
         self._bytes = 0
+        self._waiting: Counter[str] = Counter()  # task id -> faces in this process waiting for it
+
+    @contextmanager
+    def waiting(self, task_id: str) -> Iterator[None]:
+        """While a face waits for the task: its run is kept for it; dropped when the last one leaves."""
+        self._waiting[task_id] += 1
+        try:
+            yield
+        finally:
+            self._waiting[task_id] -= 1
+            if self._waiting[task_id] <= 0:
+                del self._waiting[task_id]
+                self._pop(task_id)
 
     def keep(self, task_id: str, stored: Sequence[dict[str, Any]], images: Sequence[GeneratedImage]) -> None:
-        """Leave a finished run's images for the face to take."""
+        """Leave a finished run's images for the face waiting for it (if one is)."""
+        if task_id not in self._waiting:
+            return
         entry = _Run({item["key"]: image for item, image in zip(stored, images, strict=True)})
         size = entry.size
         if not entry.images or size > self.max_bytes:
