@@ -13,7 +13,8 @@ scratch database before the server starts); a loop of GETs of one completed task
 (imagegate: the fake provider stalling, so nothing runs; the floor: a pending row); the OpenAI
 face at 1 client; create only again on a server whose account holds the 50,000 tasks (the
 create's cost must not grow with history). Server CPU is utime + stime of the server process
-from /proc, read before and after each cell, so the load generator's own cost is not in it.
+from /proc, read before and after each cell, so the load generator's own cost is not in it; for
+the task cells and the OpenAI face its kernel share (stime: page cache, sockets) is shown apart.
 
 Then: imagegate on 2 cores against itself pinned to one core and against two processes on the
 same database (10 clients, 20 ms polling; a second core or process must never make it slower);
