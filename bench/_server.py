@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 IMAGEGATE = Path(sys.executable).parent / "imagegate"
 
@@ -27,6 +28,29 @@ WIDE_TIERS = json.dumps(
         }
     ]
 )
+
+
+def stop(proc: subprocess.Popen[Any], timeout_s: float = 15) -> None:
+    """SIGTERM, then SIGKILL if the process has not exited after ``timeout_s``."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def _spawn(
+    command: list[str], cwd: Path | str, env: dict[str, str], log: Path | None
+) -> subprocess.Popen[str]:
+    """An imagegate command with its stdout piped (start-up lines) and its stderr to ``log``."""
+    return subprocess.Popen(
+        command,
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=log.open("ab") if log else subprocess.DEVNULL,
+        text=True,
+    )
 
 
 @dataclass
@@ -52,14 +76,7 @@ def running_server(
     env = {k: v for k, v in os.environ.items() if not k.startswith("IMAGEGATE_")}
     env.update({"IMAGEGATE_LOG_LEVEL": "warning", **env_overrides})
     with tempfile.TemporaryDirectory() if cwd is None else nullcontext(str(cwd)) as where:
-        proc = subprocess.Popen(
-            [str(IMAGEGATE), "serve", "--port", "0", *serve_args],
-            cwd=where,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=log.open("ab") if log else subprocess.DEVNULL,
-            text=True,
-        )
+        proc = _spawn([str(IMAGEGATE), "serve", "--port", "0", *serve_args], where, env, log)
         try:
             base = ""
             deadline = time.monotonic() + 60
@@ -75,11 +92,7 @@ def running_server(
                     base = stripped.split()[3]
             yield BenchServer(base_url=base, key=key, pid=proc.pid)
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=stop_s)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop(proc, stop_s)
 
 
 @contextmanager
@@ -92,14 +105,7 @@ def running_worker(
     env = {k: v for k, v in os.environ.items() if not k.startswith("IMAGEGATE_")}
     env.update({"IMAGEGATE_LOG_LEVEL": "warning", **env_overrides})
     command = [str(IMAGEGATE), "worker", "--queues", queues, "--concurrency", str(concurrency)]
-    proc = subprocess.Popen(
-        command,
-        cwd=cwd,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=log.open("ab") if log else subprocess.DEVNULL,
-        text=True,
-    )
+    proc = _spawn(command, cwd, env, log)
     try:
         assert proc.stdout is not None
         while True:
@@ -110,11 +116,7 @@ def running_worker(
                 break
         yield proc.pid
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc)
 
 
 def cpu_seconds(pid: int) -> float:

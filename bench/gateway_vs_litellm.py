@@ -37,7 +37,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _litellm import litellm_venv
-from _server import WIDE_TIERS, percentile, running_server
+from _server import WIDE_TIERS, percentile, running_server, stop
 
 HERE = Path(__file__).parent
 MODEL = "gpt-image-2"
@@ -109,8 +109,7 @@ def running_upstream() -> Iterator[Target]:
         base = _wait_line(proc, "listening on ").split()[-1]
         yield Target("direct", base, proc.pid, {"Authorization": "Bearer sk-bench"})
     finally:
-        proc.terminate()
-        proc.wait(timeout=15)
+        stop(proc)
 
 
 @contextlib.contextmanager
@@ -188,11 +187,7 @@ def running_litellm(upstream: Target) -> Iterator[Target]:
                 time.sleep(0.5)
             yield Target("litellm", base + "/v1", proc.pid, {"Authorization": f"Bearer {master}"})
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop(proc)
 
 
 # -- the load ------------------------------------------------------------------------------------

@@ -47,7 +47,7 @@ from typing import Any
 import httpx
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _server import WIDE_TIERS, cpu_seconds, cpu_split, percentile, rss_mib, running_server
+from _server import WIDE_TIERS, cpu_seconds, cpu_split, percentile, rss_mib, running_server, stop
 
 ROUNDS = 3
 HISTORY = 50_000
@@ -299,11 +299,7 @@ def running_floor(history: int = 0) -> Iterator[Target]:
                 raise RuntimeError(f"floor did not start: {line!r}")
             yield Target("floor", line.split()[3], key, proc.pid)
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop(proc, 10)
 
 
 # -- cells, rounds and tables --------------------------------------------------------------------
