@@ -46,7 +46,7 @@ def test_dropped_entries_are_gone() -> None:
     relay = Relay()
     with relay.waiting("t3"):
         relay.keep("t3", [{"key": "k"}], [image(None)])
-        assert relay.drop("t3") == {}
+        relay.drop("t3")
         assert relay.take("t3") == {}
 
 

@@ -168,8 +168,8 @@ async def _wait(gw: Gateway, task_id: str, account_id: str) -> Task:
 
 
 async def _respond(gw: Gateway, task: Task, sub: Submission, base: str, response_format: str) -> Response:
-    # base64 of the images, when this process ran the task (taken either way: once per task)
-    relayed = gw.relay.take(task.id) if response_format != "url" else gw.relay.drop(task.id)
+    # base64 of the images, when this process ran the task (links need none: left to go with the wait)
+    relayed = gw.relay.take(task.id) if response_format != "url" else {}
     if task.status != TaskStatus.COMPLETED:
         raise _failure(task)
     data: list[ImageData] = []

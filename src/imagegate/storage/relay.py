@@ -99,10 +99,9 @@ class Relay:
             key: pybase64.b64encode(image.data) if image.b64 is None else image.b64 for key, image in images
         }
 
-    def drop(self, task_id: str) -> dict[str, bytes | str | memoryview]:
-        """Forget the task's images (the face answers with links); nothing to relay."""
+    def drop(self, task_id: str) -> None:
+        """Forget the task's run."""
         self._pop(task_id)
-        return {}
 
     def _pop(self, task_id: str) -> _Run | None:
         entry = self._entries.pop(task_id, None)
