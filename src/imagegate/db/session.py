@@ -8,18 +8,20 @@ import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Select, event
 from sqlalchemy.dialects import registry
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+from imagegate.db.sqlite_inline import FIRST_BACKOFF_S, MAX_BACKOFF_S, is_busy
 from imagegate.db.writer import Prepared, SessionTx, SQLiteTx, Tx
 
 registry.register("sqlite.inline", "imagegate.db.sqlite_inline", "SQLiteDialect_inline")
 
 
+T = TypeVar("T")
 PG_POOL_SIZE = 15  # PostgreSQL connections per process, all kept open (docs/deploy.md sizes on it)
 
 
@@ -51,20 +53,19 @@ def make_engine(url: str) -> AsyncEngine:
 READ_BUSY_WAIT_S = 30.0  # a WAL reader waits only in rare cases (another process recovering the WAL)
 
 
-async def _retry_busy(call: Callable[[], Any]) -> None:
-    """``call``, again after a short ``asyncio.sleep`` while another process holds the lock."""
-    deadline = time.monotonic() + WRITE_BUSY_WAIT_S
-    backoff = 0.001
+async def _retry_busy(call: Callable[[], T], wait_s: float) -> T:
+    """``call``, again after a short ``asyncio.sleep`` while another process holds the lock
+    (as ``sqlite_inline`` does inside SQLAlchemy), for at most ``wait_s``."""
+    deadline = time.monotonic() + wait_s
+    backoff = FIRST_BACKOFF_S
     while True:
         try:
-            call()
-            return
+            return call()
         except sqlite3.OperationalError as exc:
-            busy = "locked" in str(exc) or "busy" in str(exc)
-            if not busy or time.monotonic() > deadline:
+            if not is_busy(exc) or time.monotonic() > deadline:
                 raise
         await asyncio.sleep(backoff)
-        backoff = min(backoff * 2, 0.05)
+        backoff = min(backoff * 2, MAX_BACKOFF_S)
 
 
 WRITE_BUSY_WAIT_S = 30.0  # how long a write waits for another process's write lock
@@ -120,16 +121,7 @@ class Database:
             prepared = self._prepared[id(statement)] = Prepared(statement, self.engine.dialect)
         reader = self._reader or self._open_reader(self._reader_path)
         parameters = prepared.parameters(values)
-        deadline = time.monotonic() + READ_BUSY_WAIT_S
-        while True:
-            try:
-                raw = reader.execute(prepared.sql, parameters).fetchone()
-                break
-            except sqlite3.OperationalError as exc:
-                busy = "locked" in str(exc) or "busy" in str(exc)
-                if not busy or time.monotonic() > deadline:
-                    raise
-            await asyncio.sleep(0.002)
+        raw = await _retry_busy(lambda: reader.execute(prepared.sql, parameters).fetchone(), READ_BUSY_WAIT_S)
         return prepared.mapping(raw) if raw is not None else None
 
     def _open_reader(self, path: str) -> sqlite3.Connection:
@@ -154,10 +146,10 @@ class Database:
             return
         async with self._write_lock:
             writer = self._writer or self._open_writer(self._reader_path)
-            await _retry_busy(lambda: writer.execute("BEGIN IMMEDIATE"))
+            await _retry_busy(lambda: writer.execute("BEGIN IMMEDIATE"), WRITE_BUSY_WAIT_S)
             try:
                 yield SQLiteTx(writer, self._prepare_write)
-                await _retry_busy(lambda: writer.execute("COMMIT"))
+                await _retry_busy(lambda: writer.execute("COMMIT"), WRITE_BUSY_WAIT_S)
             except BaseException:
                 if writer.in_transaction:  # SQLite may have rolled back already (a full disk)
                     writer.execute("ROLLBACK")

@@ -32,6 +32,11 @@ FIRST_BACKOFF_S = 0.001
 MAX_BACKOFF_S = 0.05
 
 
+def is_busy(exc: sqlite3.OperationalError) -> bool:
+    """SQLite's answer when another connection holds the lock (worth another try)."""
+    return "locked" in str(exc) or "busy" in str(exc)
+
+
 def _retrying(call: Callable[[], T]) -> T:
     """Run ``call``; while SQLite says another connection holds the lock, wait without
     blocking the loop (``await_`` suspends this greenlet) and try again."""
@@ -41,8 +46,7 @@ def _retrying(call: Callable[[], T]) -> T:
         try:
             return call()
         except sqlite3.OperationalError as exc:
-            locked = "locked" in str(exc) or "busy" in str(exc)
-            if not locked or time.monotonic() > deadline:
+            if not is_busy(exc) or time.monotonic() > deadline:
                 raise
         await_(asyncio.sleep(backoff))
         backoff = min(backoff * 2, MAX_BACKOFF_S)
