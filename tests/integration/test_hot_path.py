@@ -49,7 +49,15 @@ class Statements:
 
 @pytest.fixture
 def instant(tmp_path: Path) -> Iterator[tuple[Gateway, Statements]]:
-    gw = start_gateway(tmp_path, default_provider="instant", free_calls_per_variant=1)
+    # No background pass (webhook poll, sweep) may run a statement inside a counted window: on a
+    # loaded machine the window grows and the once-a-second webhook poll landed in it.
+    gw = start_gateway(
+        tmp_path,
+        default_provider="instant",
+        free_calls_per_variant=1,
+        webhook_poll_s=3600,
+        sweep_interval_s=3600,
+    )
     statements = Statements()
     db = gw.thread.app.state.gateway.db
     engine = db.engine.sync_engine
